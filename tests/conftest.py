@@ -24,12 +24,18 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-def real_file(*parts: str) -> Path:
-    """Path of a file in the shared data folder, or skip the test with the reason."""
-    p = DATA_DIR.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"real dataset not available: {p} (set SHOPML_DATA to the shared data folder)")
-    return p
+@pytest.fixture(scope="session")
+def real_file():
+    """``real_file("amazon-beauty", "Beauty.txt")``: the path of a shared dataset file,
+    or skip the test with the reason when it is absent."""
+
+    def get(*parts: str) -> Path:
+        p = DATA_DIR.joinpath(*parts)
+        if not p.exists():
+            pytest.skip(f"real dataset not available: {p} (set SHOPML_DATA to the shared data folder)")
+        return p
+
+    return get
 
 
 @pytest.fixture(autouse=True)
