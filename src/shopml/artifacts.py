@@ -32,7 +32,29 @@ import numpy as np
 
 from shopml.errors import ArtifactError
 
-__all__ = ["write_model_dir", "read_model_dir", "ModelDir", "atomic_dir", "atomic_write_text"]
+__all__ = [
+    "write_model_dir",
+    "read_model_dir",
+    "ModelDir",
+    "atomic_dir",
+    "atomic_write_text",
+    "Run",
+    "save_run",
+    "load_run",
+    "verify_run",
+]
+
+# Run folders (many model folders + manifest.json) live in shopml.runs; they are exposed
+# here lazily because shopml.runs itself builds on the helpers of this module.
+_RUN_NAMES = {"Run", "save_run", "load_run", "verify_run"}
+
+
+def __getattr__(name: str):
+    if name in _RUN_NAMES:
+        from shopml import runs
+
+        return getattr(runs, name)
+    raise AttributeError(f"module 'shopml.artifacts' has no attribute {name!r}")
 
 MODEL_FORMAT = "shopml-model"
 MODEL_VERSION = 1
