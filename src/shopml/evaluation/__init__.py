@@ -1,0 +1,35 @@
+"""Evaluation: ranking and point metrics (:mod:`shopml.evaluation.metrics`) and protocols.
+
+Example:
+    >>> from shopml.evaluation import hit_rate
+    >>> hit_rate([1, 20], 10)
+    0.5
+"""
+
+from shopml.evaluation.metrics import (
+    auc,
+    hit_rate,
+    log_loss,
+    mae,
+    mrr,
+    ndcg,
+    rank_all,
+    recall,
+    rmse,
+    target_ranks,
+    wape,
+)
+
+__all__ = [
+    "target_ranks",
+    "rank_all",
+    "hit_rate",
+    "ndcg",
+    "mrr",
+    "recall",
+    "auc",
+    "log_loss",
+    "mae",
+    "rmse",
+    "wape",
+]
