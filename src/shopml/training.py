@@ -1,0 +1,413 @@
+"""The one training loop of shopml: epochs, AdamW, early stopping, progress, checkpoints, DDP.
+
+There is no Trainer hierarchy. A job hands :func:`train` a ``torch.nn.Module``, a loss function
+``loss_fn(model, batch) -> scalar tensor``, its pre-built training tensors wrapped in
+:class:`IndexBatches`, and optionally ``validate(model) -> {"ndcg@10": ...}``. The loop
+
+* shuffles with a generator seeded by ``seed + epoch`` and reseeds torch with the same value at
+  the start of every epoch, so an epoch's batches and dropout masks depend only on
+  ``(seed, epoch)``. That is what makes resume-after-``kill -9`` land on identical weights;
+* early-stops on ``config.monitor`` (higher is better) and restores the best weights;
+* writes a checkpoint folder after every epoch, atomically (``checkpoint_dir/last``):
+  ``weights.safetensors`` (model), ``best.safetensors`` (best model so far),
+  ``optim.safetensors`` (AdamW moment tensors) and ``state.json`` (epoch, history, optimizer
+  scalars and param groups, RNG scheme). No pickle anywhere;
+* under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) joins a gloo process group, gives
+  each rank every N-th batch of the shared, seeded batch list (DistributedSampler-style, padded
+  so every rank runs the same number of steps), averages gradients with one all-reduce per step,
+  and lets only rank 0 validate, checkpoint and print. Gradients are all-reduced by hand instead
+  of wrapping in ``DistributedDataParallel`` because loss functions call sub-modules
+  (``model.encode``) and DDP only hooks ``forward``.
+
+Example:
+    >>> import torch
+    >>> net = torch.nn.Linear(3, 1)
+    >>> x, y = torch.randn(64, 3), torch.randn(64, 1)
+    >>> loss = lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1])
+    >>> res = train(net, loss, IndexBatches(x, y), config=TrainConfig(epochs=2, progress=False))
+    >>> len(res.history), res.best_epoch
+    (2, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from shopml.artifacts import atomic_dir
+from shopml.errors import ConfigError
+
+__all__ = ["TrainConfig", "TrainResult", "IndexBatches", "train", "dist_info"]
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train`. ``monitor`` is a key of ``validate``'s dict; higher is better.
+
+    Example:
+        >>> TrainConfig(epochs=5, lr=3e-3).monitor
+        'ndcg@10'
+    """
+
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    patience: int = 5
+    monitor: str = "ndcg@10"
+    seed: int = 0
+    checkpoint_dir: str | None = None
+    progress: bool = True
+    grad_clip: float | None = 5.0
+    threads: int | None = 2
+    resume: bool = True
+    validate_every: int = 1
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did: one history row per epoch (``epoch``, ``loss``, ``seconds``,
+    validation metrics), the best epoch/score, total seconds and seconds until the best epoch."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float | None = None
+    seconds: float = 0.0
+    seconds_to_best: float = 0.0
+    stopped_early: bool = False
+    resumed_from: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+
+class IndexBatches:
+    """Pre-built training tensors (same first dimension) cut into seeded, shuffled batches.
+
+    With ``lengths``, samples are bucketed: each shuffled window of ``bucket`` batches is sorted
+    by length before cutting, so a batch holds sequences of similar length and the loss can trim
+    its padding; the batch order is then shuffled again.
+
+    Example:
+        >>> b = IndexBatches(torch.arange(10))
+        >>> [len(i) for i in b.plan(epoch=1, seed=0, batch_size=4)]
+        [4, 4, 2]
+    """
+
+    def __init__(self, *tensors: torch.Tensor, lengths: torch.Tensor | None = None, bucket: int = 64):
+        self.tensors = tensors
+        self.lengths = lengths
+        self.bucket = bucket
+
+    def __len__(self) -> int:
+        return int(self.tensors[0].shape[0])
+
+    def plan(self, epoch: int, seed: int, batch_size: int, rank: int = 0, world: int = 1) -> list[torch.Tensor]:
+        """Index tensors of the batches this rank runs in ``epoch`` (identical on every call)."""
+        g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+        perm = torch.randperm(len(self), generator=g)
+        if self.lengths is not None:
+            window = batch_size * self.bucket
+            chunks = []
+            for s in range(0, len(perm), window):
+                part = perm[s : s + window]
+                chunks.append(part[torch.argsort(self.lengths[part], stable=True)])
+            perm = torch.cat(chunks)
+        batches = list(torch.split(perm, batch_size))
+        if self.lengths is not None:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        if world > 1:  # pad like DistributedSampler so every rank runs the same number of steps
+            extra = (-len(batches)) % world
+            batches = batches + batches[:extra]
+            batches = batches[rank::world]
+        return batches
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(t[idx] for t in self.tensors)
+
+    def take_all(self, plan: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+        return [self.take(i) for i in plan]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1)
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when not distributed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world
+
+
+def _init_dist(world: int) -> None:
+    import torch.distributed as dist
+
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, tuple], torch.Tensor],
+    batches: IndexBatches | Sequence[torch.Tensor],
+    *,
+    validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    config: TrainConfig | None = None,
+) -> TrainResult:
+    """Train ``model`` in place; return a :class:`TrainResult`. See the module docstring."""
+    cfg = config or TrainConfig()
+    _check_config(cfg)
+    if not isinstance(batches, IndexBatches):
+        batches = IndexBatches(*batches)
+    rank, world = dist_info()
+    _init_dist(world)
+    if cfg.threads:
+        torch.set_num_threads(max(1, cfg.threads // world))
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = _LoopState()
+    ckpt = Path(cfg.checkpoint_dir) / "last" if cfg.checkpoint_dir else None
+    if ckpt is not None and cfg.resume and (ckpt / "state.json").is_file():
+        state = _load_checkpoint(ckpt, model, opt)
+    if world > 1:
+        _broadcast_params(model)
+    t0 = time.perf_counter() - state.seconds
+    result = TrainResult(resumed_from=state.epoch)
+    for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        if validate is not None and state.bad_epochs >= max(cfg.patience, 1):
+            break
+        loss = _run_epoch(model, loss_fn, batches, opt, cfg, epoch, rank, world)
+        row = {"epoch": epoch, "loss": loss}
+        if validate is not None and (epoch % cfg.validate_every == 0 or epoch == cfg.epochs):
+            row.update(_validate(model, validate, rank, world, cfg.monitor))
+        row["seconds"] = time.perf_counter() - t0
+        state.history.append(row)
+        _update_best(state, model, row, cfg, validate is not None, epoch)
+        state.epoch, state.seconds = epoch, row["seconds"]
+        if rank == 0 and cfg.progress:
+            _print_row(row, cfg.monitor)
+        if ckpt is not None and rank == 0:
+            _save_checkpoint(ckpt, model, opt, state, cfg)
+        if world > 1:
+            torch.distributed.barrier()
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    result.history, result.best_epoch, result.best_score = state.history, state.best_epoch, state.best_score
+    result.seconds = time.perf_counter() - t0
+    result.seconds_to_best = state.seconds_to_best
+    result.stopped_early = state.epoch < cfg.epochs
+    return result
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.patience < 0:
+        raise ConfigError(f"invalid training config: {cfg}")
+
+
+@dataclass
+class _LoopState:
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float | None = None
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    seconds_to_best: float = 0.0
+    best_weights: dict | None = None
+
+
+def _run_epoch(model, loss_fn, batches, opt, cfg, epoch, rank, world) -> float:
+    # Reseed per epoch: dropout masks then depend only on (seed, epoch), so resume is exact.
+    torch.manual_seed(_epoch_seed(cfg.seed, epoch) + rank)
+    model.train()
+    plan = batches.plan(epoch, cfg.seed, cfg.batch_size, rank, world)
+    total, count = torch.zeros(()), 0
+    with _progress(cfg.progress and rank == 0, len(plan), f"epoch {epoch}") as advance:
+        for idx in plan:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model, batches.take(idx))
+            loss.backward()
+            if world > 1:
+                _allreduce_grads(model, world)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            total += loss.detach()
+            count += 1
+            advance()
+    if world > 1:
+        torch.distributed.all_reduce(total)
+        count *= world
+    return float(total) / max(count, 1)
+
+
+def _validate(model, validate, rank, world, monitor) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        metrics = validate(model) if rank == 0 else {}
+    if monitor not in metrics and rank == 0:
+        raise ConfigError(f"validate() returned {sorted(metrics)}; it must include the monitor {monitor!r}")
+    if world > 1:  # share rank 0's score through a tensor (broadcast_object_list would pickle)
+        score = torch.tensor([float(metrics.get(monitor, 0.0))], dtype=torch.float64)
+        torch.distributed.broadcast(score, src=0)
+        metrics = metrics if rank == 0 else {monitor: float(score[0])}
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _update_best(state, model, row, cfg, has_validate, epoch) -> None:
+    if not has_validate:
+        state.best_epoch, state.seconds_to_best = epoch, row["seconds"]
+        return
+    if cfg.monitor not in row:
+        return
+    score = row[cfg.monitor]
+    if state.best_score is None or score > state.best_score:
+        state.best_score, state.best_epoch, state.bad_epochs = score, epoch, 0
+        state.seconds_to_best = row["seconds"]
+        state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    else:
+        state.bad_epochs += 1  # the loop stops once this reaches `patience`
+
+
+def _allreduce_grads(model, world) -> None:
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def _broadcast_params(model) -> None:
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            torch.distributed.broadcast(t.data, src=0)
+
+
+class _progress:
+    """A Rich progress bar over an epoch's batches (or a no-op)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled, self.total, self.label = enabled, total, label
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from shopml.cli._common import console_err
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console_err, transient=True,
+        )
+        self.bar.start()
+        task = self.bar.add_task(self.label, total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.stop()
+        return False
+
+
+def _print_row(row: dict, monitor: str) -> None:
+    from shopml.cli._common import console_err
+
+    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}"]
+    if monitor in row:
+        parts.append(f"{monitor} {row[monitor]:.4f}")
+    parts.append(f"{row['seconds']:.1f}s")
+    console_err.print("  ".join(parts), markup=False)
+
+
+# ---------------------------------------------------------------- checkpoints (no pickle)
+
+
+def _save_checkpoint(path: Path, model, opt, state: _LoopState, cfg: TrainConfig) -> None:
+    from safetensors.torch import save_file
+
+    opt_sd = opt.state_dict()
+    opt_tensors, opt_scalars = {}, {}
+    for pid, pstate in opt_sd["state"].items():
+        for key, val in pstate.items():
+            if torch.is_tensor(val):
+                opt_tensors[f"{pid}.{key}"] = val.contiguous()
+            else:
+                opt_scalars[f"{pid}.{key}"] = val
+    doc = {
+        "epoch": state.epoch,
+        "history": state.history,
+        "best_epoch": state.best_epoch,
+        "best_score": state.best_score,
+        "bad_epochs": state.bad_epochs,
+        "seconds": state.seconds,
+        "seconds_to_best": state.seconds_to_best,
+        "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": opt_scalars},
+        "rng": {"scheme": "torch.manual_seed(seed*1000003 + epoch + rank) at each epoch start", "seed": cfg.seed},
+        "config": asdict(cfg),
+    }
+    with atomic_dir(path) as tmp:
+        save_file(_contig(model.state_dict()), str(tmp / "weights.safetensors"))
+        if state.best_weights is not None:
+            save_file(_contig(state.best_weights), str(tmp / "best.safetensors"))
+        save_file(opt_tensors or {"_empty": torch.zeros(0)}, str(tmp / "optim.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(doc, indent=1, default=_json_default))
+
+
+def _contig(sd: dict) -> dict:
+    return {k: v.detach().contiguous().clone() for k, v in sd.items()}
+
+
+def _json_default(o: Any):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if torch.is_tensor(o):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def _load_checkpoint(path: Path, model, opt) -> _LoopState:
+    from safetensors.torch import load_file
+
+    doc = json.loads((path / "state.json").read_text())
+    model.load_state_dict(load_file(str(path / "weights.safetensors")))
+    state_tensors = load_file(str(path / "optim.safetensors"))
+    opt_state: dict[int, dict] = {}
+    for name, val in state_tensors.items():
+        if name == "_empty":
+            continue
+        pid, key = name.split(".", 1)
+        opt_state.setdefault(int(pid), {})[key] = val
+    for name, val in doc["optimizer"]["scalars"].items():
+        pid, key = name.split(".", 1)
+        opt_state.setdefault(int(pid), {})[key] = val
+    groups = doc["optimizer"]["param_groups"]
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    opt.load_state_dict({"state": opt_state, "param_groups": groups})
+    best = path / "best.safetensors"
+    return _LoopState(
+        epoch=doc["epoch"],
+        history=doc["history"],
+        best_epoch=doc["best_epoch"],
+        best_score=doc["best_score"],
+        bad_epochs=doc["bad_epochs"],
+        seconds=doc["seconds"],
+        seconds_to_best=doc["seconds_to_best"],
+        best_weights=load_file(str(best)) if best.is_file() else None,
+    )

@@ -1,0 +1,131 @@
+"""The shared training loop: exact resume after kill -9, early stopping, torchrun parity."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from shopml.training import IndexBatches, TrainConfig, train
+
+# A tiny planted task: class = argmax of a fixed random projection of the features.
+SCRIPT = textwrap.dedent(
+    """
+    import hashlib, json, os, signal, sys
+    import torch
+    from shopml.training import IndexBatches, TrainConfig, train
+
+    out, ckpt, crash_at, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(8, 4, generator=g)
+    x = torch.randn(1200, 8, generator=g)
+    y = (x @ w).argmax(1)
+    xv, yv = x[1000:], y[1000:]
+    x, y = x[:1000], y[:1000]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(32, 4))
+
+    def loss_fn(m, b):
+        return torch.nn.functional.cross_entropy(m(b[0]), b[1])
+
+    calls = [0]
+
+    def validate(m):
+        calls[0] += 1
+        if crash_at and calls[0] == crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"acc": float((m(xv).argmax(1) == yv).float().mean())}
+
+    cfg = TrainConfig(epochs=epochs, lr=1e-2, batch_size=50, patience=100, monitor="acc",
+                      checkpoint_dir=ckpt or None, progress=False, seed=3)
+    res = train(net, loss_fn, IndexBatches(x, y), validate=validate, config=cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        blob = b"".join(p.detach().numpy().tobytes() for p in net.parameters())
+        json.dump({"sha": hashlib.sha256(blob).hexdigest(), "history": res.history,
+                   "best_epoch": res.best_epoch, "best": res.best_score,
+                   "resumed_from": res.resumed_from}, open(out, "w"))
+    """
+)
+
+
+def _run(tmp_path: Path, name: str, ckpt: str, crash_at: int, epochs: int = 6, torchrun: bool = False):
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / f"{name}.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if torchrun:
+        runner = str(Path(sys.executable).with_name("torchrun"))
+        cmd = [runner, "--standalone", "--nproc_per_node=2", str(script)]
+    else:
+        cmd = [sys.executable, str(script)]
+    proc = subprocess.run(cmd + [str(out), ckpt, str(crash_at), str(epochs)], env=env, capture_output=True,
+                          text=True, timeout=120)
+    return proc, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def _strip_seconds(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_resume_after_kill9_gives_identical_weights_and_metrics(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    crashed, res = _run(tmp_path, "crashed", str(ckpt), crash_at=4)
+    assert crashed.returncode == -9 and res is None, crashed.stderr
+    # the checkpoint of epoch 3 survived the kill
+    assert json.loads((ckpt / "last" / "state.json").read_text())["epoch"] == 3
+    _, resumed = _run(tmp_path, "resumed", str(ckpt), crash_at=0)
+    _, straight = _run(tmp_path, "straight", "", crash_at=0)
+    assert resumed["resumed_from"] == 3
+    assert resumed["sha"] == straight["sha"]
+    assert _strip_seconds(resumed["history"]) == _strip_seconds(straight["history"])
+    assert straight["best"] > 0.6
+
+
+def test_early_stopping_restores_best_weights():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    scores = iter([0.1, 0.5, 0.3, 0.2, 0.1, 0.9, 0.9])
+    snapshots = {}
+
+    def validate(m):
+        snapshots[len(snapshots) + 1] = m.weight.detach().clone()
+        return {"ndcg@10": next(scores)}
+
+    loss = lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1])  # noqa: E731
+    res = train(net, loss, IndexBatches(x, y), validate=validate,
+                config=TrainConfig(epochs=7, lr=0.05, batch_size=16, patience=2, progress=False))
+    assert res.best_epoch == 2 and res.best_score == 0.5
+    assert len(res.history) == 4 and res.stopped_early  # epochs 3 and 4 did not improve
+    assert torch.equal(net.weight, snapshots[2])
+    assert not torch.equal(snapshots[4], snapshots[2])
+
+
+def test_bucketed_batches_cover_every_sample_once_and_are_seeded():
+    lengths = torch.randint(1, 50, (1000,))
+    b = IndexBatches(torch.arange(1000), lengths=lengths, bucket=4)
+    plan = b.plan(epoch=1, seed=0, batch_size=32)
+    assert sorted(torch.cat(plan).tolist()) == list(range(1000))
+    assert all(torch.equal(p, q) for p, q in zip(plan, b.plan(epoch=1, seed=0, batch_size=32)))
+    assert not torch.equal(plan[0], b.plan(epoch=2, seed=0, batch_size=32)[0])
+    # sharding: two ranks together cover everything, with equal step counts
+    r0, r1 = b.plan(1, 0, 32, rank=0, world=2), b.plan(1, 0, 32, rank=1, world=2)
+    assert len(r0) == len(r1) and set(torch.cat(r0 + r1).tolist()) == set(range(1000))
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_reach_single_process_quality(tmp_path):
+    if shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists():
+        pytest.skip("torchrun not installed")
+    proc, two = _run(tmp_path, "two", "", crash_at=0, epochs=6, torchrun=True)
+    assert two is not None, proc.stderr[-2000:]
+    _, one = _run(tmp_path, "one", "", crash_at=0, epochs=6)
+    assert two["best"] > 0.6 and one["best"] > 0.6
+    assert abs(two["best"] - one["best"]) < 0.08
