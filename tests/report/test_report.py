@@ -1,0 +1,64 @@
+"""The HTML report: self-contained, every section present or explained, plots embedded."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from shopml.report import render_report, write_report
+from shopml.runs import save_run
+
+
+@pytest.fixture
+def full_run(tmp_path):
+    return save_run(tmp_path / "run", components={}, **synthetic_report_material(), key=bytes(32))
+
+
+def synthetic_report_material():
+    """Manifest metrics and extras shaped like shopml.pipeline's output, with fake numbers."""
+    prices = [1.0 + 0.1 * i for i in range(20)]
+    units = [100 * p ** -2.0 for p in prices]
+    return dict(
+        metrics={
+            "recommend": [{"model": "sasrec", "ndcg@10": 0.31}, {"model": "pop", "ndcg@10": 0.05}],
+            "sessions": [{"model": "gru", "recall@20": 0.5, "auc": 0.8}, {"model": "pop", "recall@20": 0.1}],
+        },
+        skipped=[],
+        extras={
+            "quality": {"n_users": 10, "n_items": 5, "events_by_type": {"view": 40, "purchase": 3},
+                        "warnings": [{"message": "2 duplicate rows <script>"}]},
+            "learning_curves": {"sasrec": [{"epoch": e, "loss": 5 - e, "ndcg@10": 0.1 * e} for e in range(1, 5)]},
+            "recommend": {"model": "sasrec", "samples": [
+                {"user": "ab" * 16, "history": ["i1", "i2"], "recommendations": [
+                    {"item_id": "i3", "score": 2.0, "because": [{"item_id": "i2", "weight": 1.5}]}]}]},
+            "sessions": {"auc": 0.8, "calibration": {"predicted": [0.1, 0.5, 0.9], "observed": [0.12, 0.45, 0.8],
+                                                     "count": [50, 30, 20]}},
+            "customers": {"weeks": list(range(1, 11)), "calibration_end": 5,
+                          "series": {"actual": list(range(10)), "rnn": list(range(10)), "bgnbd": list(range(10))}},
+            "pricing": {"items": [{"item_id": "i1", "prices": prices, "units": units,
+                                   "units_low": [u * 0.9 for u in units], "units_high": [u * 1.1 for u in units],
+                                   "elasticity": [-2.0] * 20, "profit": [(p - 0.5) * u for p, u in zip(prices, units)],
+                                   "chosen_price": 1.0, "current_price": 1.5, "unit_cost": 0.5}]},
+        },
+    )
+
+
+def test_report_is_self_contained_with_all_sections(full_run, tmp_path):
+    page = write_report(full_run, tmp_path / "r.html").read_text()
+    for heading in ["Data quality", "Metrics against baselines", "Learning curves", "Sample recommendations",
+                    "Session purchase probability", "Customer forecast", "Demand, elasticity and profit"]:
+        assert f">{heading}</h2>" in page
+    assert "This run has no" not in page
+    assert not re.search(r"(src|href)=['\"](https?:|//)", page)  # nothing fetched from outside
+    assert "<script>" not in page  # data is escaped
+    imgs = re.findall(r"<img [^>]*src='data:image/png;base64,", page)
+    assert len(imgs) >= 6  # 2 metric bars, learning, calibration, forecast, pricing
+
+
+def test_absent_components_are_explained(tmp_path):
+    run = save_run(tmp_path / "run", components={}, key=bytes(32),
+                   skipped=[{"job": "pricing", "reason": "prices never vary"}])
+    page = render_report(run)
+    assert "This run has no pricing model (prices never vary)" in page
+    assert "This run has no recommendation model" in page
