@@ -33,7 +33,7 @@ Example:
     >>> p = os.path.join(tempfile.mkdtemp(), "e.csv")
     >>> _ = open(p, "w").write("user,item,ts,action\\nu1,i1,1700000000,pv\\nu1,i2,1700000060,buy\\n")
     >>> df = read_events(p, column_map={"user": "user_id", "item": "item_id",
-    ...                                  "ts": "timestamp", "action": "event_type"})
+    ...                                  "ts": "timestamp", "action": "event_type"}, pseudonymize=False)
     >>> df["event_type"].to_list(), df.schema["timestamp"]
     (['view', 'purchase'], Datetime(time_unit='us', time_zone='UTC'))
 """
@@ -45,7 +45,7 @@ from pathlib import Path
 import polars as pl
 
 from shopml import privacy
-from shopml.data.raw import RawTable, read_raw
+from shopml.data.raw import read_raw
 from shopml.data.validate import (
     EVENT_TYPES,
     REQUIRED,
@@ -109,6 +109,7 @@ def load_events(path, *, format: str = "events", column_map: dict | None = None,
     """
     table = read_raw(path, format)
     df, source = table.df, table.source
+    table.df = None  # the frame below is the only reference: memory is freed step by step
     if column_map:
         df = _apply_column_map(df, column_map)
     check_columns(df.columns, source)
@@ -117,10 +118,26 @@ def load_events(path, *, format: str = "events", column_map: dict | None = None,
         err = locate_bad_field_count(Path(path), *table.csv_fields)  # nulls may be a cut line
         if err is not None:
             raise err
-    df = _to_canonical_types(df, source)
+    df = _to_canonical_types(df, source, text=table.csv_fields is not None)
     df, source = map_event_types(df, source, {**table.event_map, **(event_map or {})})
     check_canonical(df, source)
-    return _pseudonymize_and_sort(df, source, table, pseudonymize, blank)
+    names, codes = _user_codes(df["user_id"], pseudonymize)
+    perm, warnings = order_and_warn(df, codes, source)
+    if blank:
+        warnings.insert(0, {"kind": "blank_lines", "count": blank, "first_row": None,
+                            "message": f"{blank} blank lines were skipped"})
+    # Gather column by column, dropping each source column at once: peak memory stays
+    # near one copy of the log instead of two.
+    out = {"user_id": names.gather(codes.gather(perm))}
+    del codes
+    for col in [c for c in EVENT_SCHEMA if c in df.columns and c != "user_id"]:
+        out[col] = df.get_column(col).gather(perm)
+        df = df.drop(col)
+    del df
+    out = pl.DataFrame(out)
+    if pseudonymize:
+        out = _hash_columns(out, [c for c in table.hashed if c in out.columns and c != "user_id"])
+    return out.cast({c: EVENT_SCHEMA[c] for c in out.columns}), warnings
 
 
 def _apply_column_map(df: pl.DataFrame, column_map: dict) -> pl.DataFrame:
@@ -154,14 +171,15 @@ def _drop_blank_rows(df, source):
     return df, source, n_blank
 
 
-def _to_canonical_types(df: pl.DataFrame, source: Source) -> pl.DataFrame:
+def _to_canonical_types(df: pl.DataFrame, source: Source, text: bool = False) -> pl.DataFrame:
     keep = [c for c in EVENT_SCHEMA if c in df.columns] + (["_line"] if "_line" in df.columns else [])
     df = df.select(keep)
     casts = []
     for col in (c for c in _IDS if c in df.columns):
         s = pl.col(col)
         if df.schema[col] == pl.String:
-            casts.append(s.str.strip_chars())
+            if text and df.select(s.str.contains(r"^\s|\s$").any()).item():  # copy only if padded
+                casts.append(s.str.strip_chars())
         elif df.schema[col].is_float():  # ids stored as floats (1.0) read back as "1"
             casts.append(s.cast(pl.Int64, strict=False).cast(pl.String))
         else:
@@ -261,6 +279,8 @@ def map_event_types(df: pl.DataFrame, source: Source, event_map: dict) -> tuple[
         idx = first_true(df, pl.col("event_type").is_in(unknown))
         raise source.error(df, idx, "event_type", f"unknown event type {df['event_type'][idx]!r}; "
                            f"map it with event_map / --event-map NAME=view|cart|purchase")
+    if all(k == v for k, v in target.items()):
+        return df, source  # already canonical: no need to copy the column
     mapped = pl.col("event_type").replace_strict(list(target), list(target.values()), return_dtype=pl.String)
     df = df.with_columns(mapped)
     if any(v is None for v in target.values()):
@@ -271,22 +291,23 @@ def map_event_types(df: pl.DataFrame, source: Source, event_map: dict) -> tuple[
     return df, source
 
 
-def _pseudonymize_and_sort(df, source, table: RawTable, pseudonymize: bool, n_blank: int):
-    users = df["user_id"].unique()
-    names = privacy.pseudonymize(users.to_list()) if pseudonymize else users.to_list()
-    # Codes ranked by pseudonym: sorting small integers is much faster than 32-char strings.
-    ids = pl.DataFrame({"user_id": users, "_name": pl.Series(names, dtype=pl.String)})
+def _user_codes(users: pl.Series, pseudonymize: bool) -> tuple[pl.Series, pl.Series]:
+    """Pseudonyms of the distinct users in sorted order, and each row's index into them.
+
+    Each distinct id is hashed once; rows carry a small integer code, which sorts much
+    faster than 32-character strings and is only turned into the pseudonym at the end.
+    """
+    uniq = users.unique()
+    names = privacy.pseudonymize(uniq.to_list()) if pseudonymize else uniq.to_list()
+    ids = pl.DataFrame({"user_id": uniq, "_name": pl.Series(names, dtype=pl.String)})
     ids = ids.sort("_name").with_row_index("_code")
-    codes = df.select("user_id").join(ids, on="user_id", how="left", maintain_order="left")["_code"]
-    perm, warnings = order_and_warn(df, codes, source)
-    if n_blank:
-        warnings.insert(0, {"kind": "blank_lines", "count": n_blank, "first_row": None,
-                            "message": f"{n_blank} blank lines were skipped"})
-    out = df.drop("user_id", "_line", strict=False)[perm]
-    if pseudonymize:
-        for col in (c for c in table.hashed if c in out.columns and c != "user_id"):
-            uniq = out[col].unique()
-            out = out.with_columns(pl.col(col).replace_strict(uniq, privacy.pseudonymize(uniq.to_list())))
-    out = out.with_columns(user_id=ids["_name"].gather(codes.gather(perm)))
-    cols = [c for c in EVENT_SCHEMA if c in out.columns]
-    return out.select(cols).cast({c: EVENT_SCHEMA[c] for c in cols}), warnings
+    codes = users.to_frame("user_id").join(ids.select("user_id", "_code"), on="user_id", how="left",
+                                          maintain_order="left")["_code"]
+    return ids["_name"], codes
+
+
+def _hash_columns(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
+    for col in cols:
+        uniq = df[col].unique().drop_nulls()
+        df = df.with_columns(pl.col(col).replace_strict(uniq, privacy.pseudonymize(uniq.to_list()), default=None))
+    return df

@@ -28,7 +28,7 @@ Example:
     >>> df = pl.DataFrame({"user_id": ["a", "a"], "item_id": ["x", "x"],
     ...                    "timestamp": [t, t], "event_type": ["view", "view"]})
     >>> [w["kind"] for w in validate_events(df)]
-    ['duplicates', 'single_event_items', 'single_event_users']
+    ['duplicates']
 """
 
 from __future__ import annotations

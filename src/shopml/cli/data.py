@@ -1,0 +1,216 @@
+"""``shopml validate`` (data-quality report) and ``shopml benchmark ingest``.
+
+Both call the Python API (:func:`shopml.data.events.load_events`,
+:func:`shopml.data.quality.quality_report`); bad data raises DataError, which
+``shopml.cli.main`` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, print_json, write_benchmark
+from shopml.errors import ConfigError
+
+FORMAT_HELP = "events (CSV/Parquet/JSONL), taobao, otto, yoochoose-clicks or diginetica-views"
+
+
+def _pairs(values: list[str] | None, what: str) -> dict | None:
+    """``["a=b", "c=d,e=f"]`` -> ``{"a": "b", ...}``; a value ``none``/empty drops (event maps)."""
+    if not values:
+        return None
+    out = {}
+    for chunk in (p for v in values for p in v.split(",") if p.strip()):
+        if "=" not in chunk:
+            raise ConfigError(f"{what} expects NAME=VALUE pairs, got {chunk!r}")
+        k, v = (s.strip() for s in chunk.split("=", 1))
+        out[k] = None if v.lower() in ("", "none", "drop") else v
+    return out
+
+
+@app.command("validate")
+def validate_cmd(
+    path: Path = typer.Argument(..., help="Event file to check."),
+    format: str = typer.Option("events", "--format", "-f", help=FORMAT_HELP),
+    column_map: list[str] = typer.Option(None, "--map", help="Rename columns: theirs=user_id (repeatable)."),
+    event_map: list[str] = typer.Option(None, "--event-map", help="Map event names: pv=view, fav=none (drop)."),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Validate an event file and print its data-quality report (exit 2 when invalid)."""
+    from shopml.data.events import load_events
+    from shopml.data.quality import quality_report
+
+    df, warnings = load_events(path, format=format, column_map=_pairs(column_map, "--map"),
+                               event_map=_pairs(event_map, "--event-map"))
+    report = {"path": str(path), "format": format, "valid": True, **quality_report(df, warnings)}
+    if json_out:
+        print_json(report)
+    else:
+        _print_report(report)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return "-" if v is None else str(v)
+
+
+def _print_report(r: dict) -> None:
+    overview = Table(title=f"{r['path']} ({r['format']}): valid", show_header=False)
+    for key in ("events", "users", "items", "sessions", "sessions_from", "events_per_user", "sparsity",
+                "cold_user_share", "cold_item_share", "timestamp_min", "timestamp_max", "span_days",
+                "purchasers", "repeat_purchase_rate", "repeat_item_purchase_rate"):
+        overview.add_row(key, _fmt(r[key]))
+    console.print(overview)
+    types = Table(title="events by type")
+    types.add_column("event_type")
+    types.add_column("events", justify="right")
+    types.add_column("share", justify="right")
+    for t, n in r["events_by_type"].items():
+        types.add_row(t, _fmt(n), f"{n / max(r['events'], 1):.1%}")
+    console.print(types)
+    if r["price"]:
+        prices = Table(title="price")
+        for k in r["price"]:
+            prices.add_column(k, justify="right")
+        prices.add_row(*(_fmt(v) for v in r["price"].values()))
+        console.print(prices)
+    if r["warnings"]:
+        warn = Table(title="warnings")
+        for c in ("kind", "count", "first row", "message"):
+            warn.add_column(c)
+        for w in r["warnings"]:
+            warn.add_row(w["kind"], _fmt(w["count"]), _fmt(w["first_row"]), w["message"])
+        console.print(warn)
+    else:
+        console.print("no warnings")
+
+
+# ---------------------------------------------------------------------------------------
+# shopml benchmark ingest
+
+_STAGE_CODE = "from shopml.cli.data import _bench_child; _bench_child()"
+
+
+@benchmark_app.command("ingest")
+def benchmark_ingest(
+    events: int = typer.Option(10_000_000, "--events", help="Number of simulated events."),
+    out: Path = typer.Option(None, "--out", help="Write rows to this JSON file (+ .md twin)."),
+    threads: int = typer.Option(2, "--threads", help="Polars/torch threads of the measured processes."),
+    seed: int = typer.Option(0, "--seed"),
+    keep: Path = typer.Option(None, "--keep", help="Keep the generated Parquet file here."),
+) -> None:
+    """Simulate N events to Parquet, then time ingest+validation and sequence building.
+
+    Generation and ingestion run in fresh child processes (with POLARS_MAX_THREADS set,
+    which Polars reads only at import), so each stage's peak RSS is its own."""
+    if events < 10:
+        raise ConfigError("--events must be at least 10")
+    with tempfile.TemporaryDirectory(prefix="shopml-ingest-") as tmp:
+        parquet = keep or Path(tmp) / "events.parquet"
+        gen = _run_child({"stage": "generate", "events": events, "seed": seed, "path": str(parquet)}, threads, tmp)
+        res = _run_child({"stage": "ingest", "path": str(parquet)}, threads, tmp)
+    rows = [
+        {"model": "generate (simulate -> parquet)", "events": gen["events"], "seconds": gen["seconds"],
+         "events_per_second": gen["events"] / gen["seconds"], "peak_rss_mb": gen["peak_rss_mb"]},
+        *res["rows"],
+    ]
+    extra = {"events": events, "threads": threads, "generator": gen["generator"],
+             "parquet_mb": gen["parquet_mb"], "target": ">= 1M events/s ingest+validate, peak RSS < 4096 MB"}
+    if out:
+        write_benchmark(out, f"simulated events ({events:,})", rows, extra)
+    else:
+        from shopml.cli._common import markdown_table
+
+        console.print(markdown_table(rows), markup=False, soft_wrap=True)
+
+
+def _run_child(job: dict, threads: int, tmp: str) -> dict:
+    env = {**os.environ, "POLARS_MAX_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+           "SHOPML_THREADS": str(threads), "SHOPML_BENCH_JOB": json.dumps(job)}
+    env.setdefault("SHOPML_KEY_FILE", str(Path(tmp) / "bench.key"))
+    proc = subprocess.run([sys.executable, "-c", _STAGE_CODE], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ConfigError(f"benchmark stage {job['stage']} failed: {tail[0]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _bench_child() -> None:
+    """Runs inside a child process: one benchmark stage, result as one JSON line."""
+    job = json.loads(os.environ["SHOPML_BENCH_JOB"])
+    result = _bench_generate(job) if job["stage"] == "generate" else _bench_ingest(job)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+def _bench_generate(job: dict) -> dict:
+    from shopml.cli._common import peak_rss_mb
+
+    t0 = time.perf_counter()
+    events, generator = _simulate(job["events"], job["seed"])
+    events.write_parquet(job["path"])
+    seconds = time.perf_counter() - t0
+    return {"events": events.height, "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
+            "generator": generator, "parquet_mb": os.path.getsize(job["path"]) / 2**20}
+
+
+def _simulate(n: int, seed: int):
+    try:
+        from shopml.data.simulate import simulate_events
+    except ImportError:  # the simulator module is not there yet: a local stand-in
+        return _numpy_events(n, seed), "shopml.cli.data._numpy_events"
+    return simulate_events(n, seed=seed), "shopml.data.simulate.simulate_events"
+
+
+def _numpy_events(n: int, seed: int):
+    """Vectorized stand-in for the simulator: users with ~30 events in time order."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = max(n // 30, 1), max(n // 200, 10)
+    user = np.sort(rng.integers(0, n_users, n))
+    item = rng.zipf(1.3, n) % n_items
+    ts = 1_700_000_000_000_000 + np.cumsum(rng.integers(1, 10_000_000, n))
+    kind = np.array(["view", "cart", "purchase"])[rng.choice(3, n, p=[0.9, 0.07, 0.03])]
+    price = np.round(rng.lognormal(3, 0.8, n_items), 2)[item]
+    return pl.DataFrame({
+        "user_id": pl.Series(user).cast(pl.String), "item_id": pl.Series(item).cast(pl.String),
+        "timestamp": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+        "event_type": kind, "session_id": pl.Series(user * 4 + (ts // 3_600_000_000) % 4).cast(pl.String),
+        "price": price, "category": pl.Series(item % 50).cast(pl.String),
+    })
+
+
+def _bench_ingest(job: dict) -> dict:
+    from shopml.cli._common import peak_rss_mb
+    from shopml.data.events import load_events
+    from shopml.data.sequences import build_sequences
+
+    t0 = time.perf_counter()
+    df, warnings = load_events(job["path"])
+    t1 = time.perf_counter()
+    rss_ingest = peak_rss_mb()
+    seqs = build_sequences(df)
+    t2 = time.perf_counter()
+    n = df.height
+    rows = [
+        {"model": "ingest+validate (parquet)", "events": n, "seconds": t1 - t0,
+         "events_per_second": n / (t1 - t0), "peak_rss_mb": rss_ingest, "warnings": len(warnings)},
+        {"model": "build_sequences", "events": n, "seconds": t2 - t1, "events_per_second": n / (t2 - t1),
+         "peak_rss_mb": peak_rss_mb(), "users": seqs.n_users, "items": seqs.n_items},
+        {"model": "total (ingest+validate+sequences)", "events": n, "seconds": t2 - t0,
+         "events_per_second": n / (t2 - t0), "peak_rss_mb": peak_rss_mb()},
+    ]
+    return {"rows": rows}
