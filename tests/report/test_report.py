@@ -31,7 +31,7 @@ def synthetic_report_material():
             "learning_curves": {"sasrec": [{"epoch": e, "loss": 5 - e, "ndcg@10": 0.1 * e} for e in range(1, 5)]},
             "recommend": {"model": "sasrec", "samples": [
                 {"user": "ab" * 16, "history": ["i1", "i2"], "recommendations": [
-                    {"item_id": "i3", "score": 2.0, "because": [{"item_id": "i2", "weight": 1.5}]}]}]},
+                    {"item_id": "i3", "score": 2.0, "because": [{"item_id": "i2", "contribution": 1.5}]}]}]},
             "sessions": {"auc": 0.8, "calibration": {"predicted": [0.1, 0.5, 0.9], "observed": [0.12, 0.45, 0.8],
                                                      "count": [50, 30, 20]}},
             "customers": {"weeks": list(range(1, 11)), "calibration_end": 5,

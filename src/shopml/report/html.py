@@ -179,7 +179,7 @@ def _recommend(rec: dict | None, reason) -> str:
                 "item": r["item_id"],
                 "score": r.get("score"),
                 "driven by (history item: score drop)": ", ".join(
-                    f"{b['item_id']}: {b['weight']:+.3f}" for b in r.get("because", [])
+                    f"{b['item_id']}: {b.get('contribution', b.get('weight', 0)):+.3f}" for b in r.get("because", [])
                 ),
             }
             for i, r in enumerate(s.get("recommendations", []))

@@ -1,0 +1,188 @@
+"""``shopml fit``, ``shopml demo``, ``shopml report`` and ``shopml serve``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+import typer
+
+from shopml.cli._common import JSON_OPTION, app, console, console_err, print_json
+
+PRESET_OPTION = typer.Option("full", "--preset", help="Model sizes: full, demo (fast) or tiny.")
+
+
+def _pseudonymized(events):
+    """Replace raw user ids by their keyed pseudonyms (the simulator returns raw ids)."""
+    import polars as pl
+
+    from shopml.privacy import load_key, pseudonymize
+
+    key = load_key()
+    return events.with_columns(pl.Series("user_id", pseudonymize(events["user_id"].to_list(), key=key)))
+
+
+def _validate(events, path=None) -> dict:
+    """Validation warnings + quality report, printed as a short table."""
+    from shopml.data.quality import quality_report
+    from shopml.data.validate import validate_events
+
+    warnings = validate_events(events)
+    report = quality_report(events)
+    if isinstance(report, dict) and warnings and "warnings" not in report:
+        report["warnings"] = warnings
+    return report
+
+
+def _print_quality(report: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title="data quality", show_header=False)
+    for k, v in report.items():
+        if k == "warnings":
+            continue
+        table.add_row(str(k), str(v) if not isinstance(v, float) else f"{v:.4g}")
+    console.print(table)
+    for w in report.get("warnings") or []:
+        console.print(f"[yellow]warning[/]: {w.get('message', w) if isinstance(w, dict) else w}")
+
+
+def _print_fit(res) -> None:
+    from shopml.cli._common import markdown_table
+
+    for job, rows in res.metrics.items():
+        console.print(f"\n[bold]{job}[/] (vs baselines)")
+        console.print(markdown_table(rows), markup=False, soft_wrap=True)
+    for s in res.skipped:
+        console.print(f"[yellow]skipped {s['job']}[/]: {s['reason']}")
+
+
+@app.command("fit")
+def fit_cmd(
+    events: Path = typer.Option(..., "--events", help="Event log (CSV, Parquet or JSONL)."),
+    out: Path = typer.Option(..., "--out", help="Run folder to write, e.g. runs/NAME."),
+    format: str = typer.Option("events", "--format", help="events, taobao, otto, yoochoose-clicks, diginetica-views"),
+    preset: str = PRESET_OPTION,
+    json_out: bool = JSON_OPTION,
+):
+    """Train every job the data supports (recommend, sessions, customers, pricing) into one run."""
+    from shopml.data.events import read_events
+    from shopml.pipeline import FitConfig, fit_all, with_config
+
+    df = read_events(events, format=format)
+    quality = _validate(df, events)
+    cfg = with_config(FitConfig.preset(preset), progress=not json_out)
+    res = fit_all(df, out, config=cfg, quality=quality, log=(lambda m: None) if json_out else console.print)
+    if json_out:
+        print_json({"run": str(out), "metrics": res.metrics, "skipped": res.skipped, "seconds": res.seconds})
+    else:
+        _print_fit(res)
+        console.print(f"\nrun saved to [bold]{out}[/]")
+
+
+@app.command("report")
+def report_cmd(
+    run: Path = typer.Argument(..., help="Run folder."),
+    out: Path = typer.Option(None, "--out", help="HTML file (default RUN/report.html)."),
+):
+    """Write the run's self-contained HTML report."""
+    from shopml.report import write_report
+
+    console.print(f"report written to {write_report(run, out)}")
+
+
+@app.command("serve")
+def serve_cmd(
+    run: Path = typer.Option(..., "--run", help="Run folder to serve."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    threads: int = typer.Option(2, "--threads", help="torch threads."),
+    log_level: str = typer.Option("warning", "--log-level"),
+):
+    """Serve the run over HTTP (FastAPI + uvicorn). API keys come from SHOPML_API_KEYS or
+    SHOPML_API_KEYS_FILE; without either, a one-off admin key is generated and printed."""
+    import torch
+    import uvicorn
+
+    from shopml.service import create_app
+    from shopml.service.auth import ApiKeys
+
+    torch.set_num_threads(threads)
+    keys = ApiKeys.from_env()
+    if not len(keys):
+        one_off = secrets.token_urlsafe(24)
+        keys = ApiKeys.from_mapping({one_off: "*"})
+        console_err.print(f"no SHOPML_API_KEYS set: using the one-off key {one_off} (all scopes)")
+    application = create_app(run, api_keys=keys)
+    console_err.print(f"serving {run} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Run folder to write."),
+    users: int = typer.Option(1500, "--users", help="Simulated shop users."),
+    items: int = typer.Option(300, "--items", help="Simulated shop items."),
+    preset: str = typer.Option("demo", "--preset", help="Model sizes: demo (fast), tiny or full."),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Simulate a shop, validate it, fit all jobs vs baselines, write the report and show
+    sample recommendations (with explanations), session predictions and price proposals."""
+    from shopml.data.simulate import simulate_shop
+    from shopml.pipeline import FitConfig, fit_all
+    from shopml.report import write_report
+
+    t0 = time.perf_counter()
+    os.environ.setdefault("SHOPML_THREADS", "2")
+    shop = simulate_shop(n_users=users, n_items=items, seed=seed)
+    raw_users = shop.events["user_id"].unique(maintain_order=True).head(3).to_list()
+    events = _pseudonymized(shop.events)
+    console.rule("1. simulated shop: validation and quality report")
+    quality = _validate(events)
+    _print_quality(quality)
+    console.rule("2. fitting every job against its baselines")
+    res = fit_all(events, out, config=FitConfig.preset(preset), quality=quality, log=console.print)
+    _print_fit(res)
+    console.rule("3. report")
+    report = write_report(out)
+    console.print(f"report: [bold]{report}[/]")
+    console.rule("4. sample answers (the same calls the HTTP service makes)")
+    _show_samples(out, raw_users, shop.events)
+    console.print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; serve it with "
+                  f"[bold]shopml serve --run {out}[/]")
+
+
+def _show_samples(run_path: Path, raw_users: list, raw_events) -> None:
+    """Print what the service would answer: recommendations with explanations for a few
+    (raw) user ids, next-item and purchase predictions for a session, price proposals."""
+    from shopml.errors import ShopMLError
+    from shopml.service.engine import Engine
+
+    engine = Engine.load(run_path)
+    if "recommend" in engine.run.components:
+        for raw in raw_users:
+            ans = engine.recommend_user(str(raw), k=3, explain=True)
+            console.print(f"[bold]user {raw}[/] -> recommendations ({ans['model']}):")
+            for r in ans["items"]:
+                why = ", ".join(f"{b['item_id']} ({b['contribution']:+.2f})" for b in r["because"])
+                console.print(f"   {r['item_id']}  score {r['score']:.3f}   because of: {why or '-'}")
+    if "sessions" in engine.run.components and "session_id" in raw_events.columns:
+        sid = raw_events["session_id"].drop_nulls().unique(maintain_order=True)[0]
+        sess = raw_events.filter(raw_events["session_id"] == sid).sort("timestamp")
+        items, types = sess["item_id"].to_list()[:4], sess["event_type"].to_list()[:4]
+        ans = engine.predict_session(items, event_types=types, k=3)
+        prob = ans["purchase_probability"]
+        console.print(f"[bold]session[/] {' -> '.join(items)}: next {[i['item_id'] for i in ans['next_items']]}, "
+                      f"P(purchase) = {'n/a' if prob is None else f'{prob:.3f}'}")
+    if "pricing" in engine.run.components:
+        for item in engine.run.extras.get("pricing", {}).get("items", [])[:3]:
+            try:
+                p = engine.optimize_price(item["item_id"], {"max_change": 0.2})
+            except ShopMLError as e:
+                console.print(f"[bold]price[/] {item['item_id']}: {e}")
+                continue
+            console.print(f"[bold]price[/] {item['item_id']}: propose {p['price']:.2f} "
+                          f"(units {p['expected_units']:.1f}, profit {p.get('profit') or float('nan'):.2f}, "
+                          f"binding: {', '.join(p.get('binding', [])) or 'none'})")

@@ -1,0 +1,223 @@
+"""The FastAPI application: thin handlers over :class:`shopml.service.engine.Engine`.
+
+Example:
+    >>> from fastapi.testclient import TestClient                      # doctest: +SKIP
+    >>> app = create_app("runs/demo", api_keys={"secret-key": ["*"]})   # doctest: +SKIP
+    >>> TestClient(app).get("/healthz").json()["status"]               # doctest: +SKIP
+    'ok'
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader
+
+from shopml.errors import ConfigError, DataError, InfeasibleError, ShopMLError
+from shopml.service import schemas as S
+from shopml.service.auth import HEADER, ApiKeys
+from shopml.service.engine import Engine, Unavailable, UnknownId
+from shopml.service.middleware import BodyLimit, Metrics, MetricsMiddleware
+
+__all__ = ["create_app"]
+
+_key_header = APIKeyHeader(name=HEADER, auto_error=False, description="API key with the endpoint's scope.")
+_ERRORS = {
+    400: {"model": S.ErrorOut, "description": "Invalid request"},
+    401: {"model": S.ErrorOut, "description": "Missing or unknown API key"},
+    403: {"model": S.ErrorOut, "description": "The key lacks this endpoint's scope"},
+    404: {"model": S.ErrorOut, "description": "Unknown id, or the run has no such model"},
+    413: {"model": S.ErrorOut, "description": "Request body too large"},
+}
+
+
+class _Holder:
+    """The live engine. Reload builds a new engine fully, then swaps one reference, so a
+    request that already took the old engine finishes on it (no failed in-flight requests)."""
+
+    def __init__(self, run_path: Path):
+        self.run_path = run_path
+        self.engine: Engine | None = None
+        self.lock = threading.Lock()
+        self.loaded_at = 0.0
+        self.reloads = 0
+
+    def load(self) -> Engine:
+        with self.lock:  # one reload at a time; readers never take this lock
+            engine = Engine.load(self.run_path)
+            self.engine, self.loaded_at = engine, time.time()
+            self.reloads += 1
+            return engine
+
+
+class _AuthError(Exception):
+    def __init__(self, status: int, detail: str):
+        self.status, self.detail = status, detail
+
+
+def _require(scope: str):
+    def check(request: Request, key: str | None = Depends(_key_header)) -> Engine:
+        granted = request.app.state.api_keys.scopes_of(key)
+        if granted is None:
+            raise _AuthError(401, f"missing or unknown API key (send it in the {HEADER} header)")
+        if scope not in granted:
+            raise _AuthError(403, f"this API key lacks the {scope!r} scope")
+        engine = request.app.state.holder.engine
+        if engine is None:
+            raise Unavailable("no run is loaded yet")
+        return engine
+
+    return check
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(_AuthError)
+    async def auth_error(request, exc: _AuthError):
+        headers = {"WWW-Authenticate": HEADER} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError):
+        # Keep FastAPI's per-field list and add one readable line.
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return JSONResponse({"detail": errors, "message": _validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(ShopMLError)
+    async def shop_error(request, exc: ShopMLError):
+        status = 400
+        if isinstance(exc, (UnknownId, Unavailable)):
+            status = 404
+        elif isinstance(exc, InfeasibleError):
+            status = 409  # well-formed request whose constraints conflict
+        elif not isinstance(exc, (DataError, ConfigError)):
+            status = 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def _resolve_keys(api_keys) -> ApiKeys:
+    if isinstance(api_keys, ApiKeys):
+        return api_keys
+    keys = ApiKeys.from_mapping(api_keys) if api_keys is not None else ApiKeys.from_env()
+    if not len(keys):
+        raise ConfigError("no API keys configured: set SHOPML_API_KEYS or SHOPML_API_KEYS_FILE")
+    return keys
+
+
+def create_app(run_path, api_keys=None, *, max_body_bytes: int = 64 * 1024, load: bool = True):
+    """The HTTP service for the run at ``run_path``.
+
+    ``api_keys`` maps key -> scopes (``recommend``, ``sessions``, ``pricing``, ``admin``, or
+    ``"*"``); None reads them from SHOPML_API_KEYS / SHOPML_API_KEYS_FILE. The run is
+    verified (manifest, sha256, pseudonymization key) before the app is returned.
+    """
+    app = FastAPI(
+        title="shopml",
+        version=__import__("shopml").__version__,
+        description="Recommendations, session predictions and price optimization from a shopml run.",
+    )
+    app.state.api_keys = _resolve_keys(api_keys)
+    app.state.holder = _Holder(Path(run_path))
+    app.state.metrics = Metrics()
+    if load:
+        app.state.holder.load()
+    _install_errors(app)
+    _add_probes(app)
+    _add_recommend(app)
+    _add_sessions(app)
+    _add_pricing(app)
+    _add_admin(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+def _add_probes(app: FastAPI) -> None:
+    @app.get("/healthz", response_model=S.Health, tags=["ops"])
+    async def healthz():
+        """Liveness: the process answers."""
+        return S.Health(status="ok")
+
+    @app.get("/readyz", response_model=S.Health, responses={503: {"model": S.Health}}, tags=["ops"])
+    async def readyz(request: Request):
+        """Readiness: a verified run is loaded."""
+        holder = request.app.state.holder
+        if holder.engine is None:
+            return JSONResponse(S.Health(status="loading").model_dump(), status_code=503)
+        return S.Health(status="ready", run=str(holder.run_path), components=holder.engine.component_names)
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+    async def metrics(request: Request):
+        """Prometheus metrics (text format 0.0.4)."""
+        m, holder = request.app.state.metrics, request.app.state.holder
+        m.gauges["shopml_run_loaded_timestamp_seconds"] = holder.loaded_at
+        m.gauges["shopml_run_reloads_total"] = holder.reloads
+        return PlainTextResponse(m.render(), media_type="text/plain; version=0.0.4")
+
+
+def _add_recommend(app: FastAPI) -> None:
+    rec = Depends(_require("recommend"))
+
+    @app.get("/v1/users/{user_id}/recommendations", response_model=S.Recommendations, responses=_ERRORS)
+    async def user_recommendations(
+        user_id: S.Id = PathParam(description="The shop's raw user id; hashed with the run's key on arrival."),
+        k: int = Query(10, ge=1, le=S.MAX_K),
+        explain: bool = False,
+        engine: Engine = rec,
+    ):
+        """Top-k items for a known user (popular items, flagged, for an unknown one)."""
+        return engine.recommend_user(user_id, k=k, explain=explain)
+
+    @app.post("/v1/recommendations", response_model=S.Recommendations, responses=_ERRORS)
+    async def history_recommendations(body: S.HistoryRequest, engine: Engine = rec):
+        """Top-k items for a history given in the request (new or anonymous users)."""
+        return engine.recommend_history(
+            body.items, k=body.k, exclude_seen=body.exclude_seen, explain=body.explain, candidates=body.candidates
+        )
+
+
+def _add_sessions(app: FastAPI) -> None:
+    @app.post("/v1/sessions/predict", response_model=S.SessionPrediction, responses=_ERRORS)
+    def predict_session(body: S.SessionRequest, engine: Engine = Depends(_require("sessions"))):
+        """Next items of an ongoing session and the probability that it ends in a purchase."""
+        return engine.predict_session(body.items, event_types=body.event_types, k=body.k)
+
+
+def _add_pricing(app: FastAPI) -> None:
+    pricing = Depends(_require("pricing"))
+
+    @app.post("/v1/prices/optimize", response_model=S.PriceProposal,
+              responses={**_ERRORS, 409: {"model": S.ErrorOut, "description": "No price satisfies the constraints"}})
+    def optimize_price(body: S.PriceRequest, engine: Engine = pricing):
+        """The profit- (or revenue-) maximizing price of an item under constraints."""
+        return engine.optimize_price(body.item_id, body.model_dump(exclude={"item_id"}, exclude_none=True))
+
+    @app.get("/v1/items/{item_id}/demand-curve", response_model=S.DemandCurve, responses=_ERRORS)
+    def demand_curve(
+        item_id: S.Id,
+        points: int = Query(25, ge=3, le=200),
+        unit_cost: float | None = Query(None, ge=0, le=1e9, allow_inf_nan=False),
+        engine: Engine = pricing,
+    ):
+        """Predicted units, revenue, profit and elasticity over a grid of prices."""
+        return engine.demand_curve(item_id, points=points, unit_cost=unit_cost)
+
+
+def _add_admin(app: FastAPI) -> None:
+    @app.post("/v1/admin/reload", response_model=S.Health, responses=_ERRORS, tags=["ops"])
+    def reload(request: Request, _: Engine = Depends(_require("admin"))):
+        """Reload the run folder (after a new ``shopml fit`` into it) and swap it in atomically."""
+        engine = request.app.state.holder.load()
+        return S.Health(status="reloaded", run=str(request.app.state.holder.run_path), components=engine.component_names)

@@ -1,0 +1,146 @@
+"""The serving engine: one loaded run, answering the service's questions through the
+fitted estimators' Python API. The HTTP handlers (and the demo) only call this class.
+
+Component names in a run (see :mod:`shopml.pipeline`): ``recommend`` (the sequential
+recommender), ``recommend_pop`` (popularity, the fallback for unknown users),
+``sessions`` (next click), ``intent`` (session purchase probability), ``pricing``
+(demand model + optimizer) and ``customers`` (purchase forecast).
+
+Example:
+    >>> engine = Engine.load("runs/demo")                          # doctest: +SKIP
+    >>> engine.recommend_history(["i1", "i7"], k=3)["items"][0]     # doctest: +SKIP
+    {'item_id': 'i12', 'score': 4.1, 'because': []}
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from shopml.errors import ShopMLError
+from shopml.privacy import load_key, pseudonymize_one
+from shopml.runs import Run, load_run
+
+__all__ = ["Engine", "Unavailable", "UnknownId"]
+
+
+class Unavailable(ShopMLError):
+    """The loaded run has no component for this request."""
+
+
+class UnknownId(ShopMLError):
+    """An item (or other) id the run does not know."""
+
+
+def _reasons(rec: dict, limit: int = 3) -> list[dict]:
+    out = []
+    for b in rec.get("because", [])[:limit]:
+        weight = b.get("contribution", b.get("weight", 0.0))
+        out.append({"item_id": str(b["item_id"]), "contribution": float(weight)})
+    return out
+
+
+class Engine:
+    """Answers recommendation, session and pricing requests from one verified run."""
+
+    def __init__(self, run: Run, key: bytes):
+        self.run, self._key = run, key
+
+    @classmethod
+    def load(cls, path, key: bytes | None = None) -> "Engine":
+        """Verify and load the run at ``path``; it must use the current pseudonymization key."""
+        key = load_key() if key is None else key
+        return cls(load_run(Path(path), check_key=True, key=key), key)
+
+    @property
+    def component_names(self) -> list[str]:
+        return sorted(self.run.components)
+
+    def _component(self, name: str, what: str):
+        comp = self.run.components.get(name)
+        if comp is None:
+            raise Unavailable(f"this run has no {what} model")
+        return comp
+
+    # ------------------------------------------------------------------ recommendations
+    def pseudonym(self, raw_user_id: str) -> str:
+        """The user's pseudonym under the run's key (raw ids never go further than this)."""
+        return pseudonymize_one(raw_user_id, self._key)
+
+    def recommend_user(self, raw_user_id: str, *, k: int = 10, explain: bool = False) -> dict:
+        """Top-k for a shop user id; an unknown user gets popular items, flagged."""
+        model = self._component("recommend", "recommendation")
+        user = self.pseudonym(raw_user_id)
+        if user in getattr(model, "_user_index", {}):
+            recs = model.recommend([user], k=k, explain=explain)[0]
+            return self._recs(model, recs)
+        out = self._popular(k)
+        out["fallback"] = "popularity"
+        return out
+
+    def recommend_history(self, items: list[str], *, k: int = 10, exclude_seen: bool = True, explain: bool = False,
+                          candidates: list[str] | None = None) -> dict:
+        """Top-k after a history given at request time (unknown items are skipped, listed)."""
+        model = self._component("recommend", "recommendation")
+        known = getattr(model, "_item_index", {})
+        unknown = [i for i in items if i not in known]
+        if len(unknown) == len(items):
+            out = self._popular(k, candidates=candidates, exclude=items if exclude_seen else ())
+            out.update(fallback="popularity", unknown_items=unknown)
+            return out
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unknown items are reported in the answer instead
+            recs = model.recommend([items], k=k, exclude_seen=exclude_seen, candidates=candidates, explain=explain)[0]
+        out = self._recs(model, recs)
+        out["unknown_items"] = unknown
+        return out
+
+    def _recs(self, model, recs: list[dict]) -> dict:
+        items = [{"item_id": r["item_id"], "score": float(r["score"]), "because": _reasons(r)} for r in recs]
+        return {"model": getattr(model, "kind", type(model).__name__), "items": items, "fallback": None,
+                "unknown_items": []}
+
+    def _popular(self, k: int, candidates=None, exclude=()) -> dict:
+        pop = self.run.components.get("recommend_pop") or self.run.components["recommend"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            recs = pop.recommend([list(exclude)], k=k, exclude_seen=bool(exclude), candidates=candidates)[0]
+        return self._recs(pop, recs)
+
+    # ------------------------------------------------------------------ sessions
+    def predict_session(self, items: list[str], *, event_types: list[str] | None = None, k: int = 10) -> dict:
+        """Next items of a session and the probability it ends in a purchase."""
+        ranker = self._component("sessions", "session")
+        rec = ranker.recommend([items], k=k)[0]
+        known = getattr(ranker, "items_", None)
+        unknown = [i for i in items if known is not None and int(known.encode([i])[0]) == 0]
+        out = {
+            "next_items": [{"item_id": i, "score": float(s)} for i, s in zip(rec["items"], rec["scores"])],
+            "purchase_probability": None,
+            "fallback": rec.get("fallback"),
+            "unknown_items": unknown,
+        }
+        intent = self.run.components.get("intent")
+        if intent is not None:
+            types = event_types or ["view"] * len(items)
+            out["purchase_probability"] = float(intent.predict_proba([list(zip(items, types))])[0])
+        return out
+
+    # ------------------------------------------------------------------ pricing
+    def optimize_price(self, item_id: str, constraints: dict) -> dict:
+        """The best price for ``item_id`` under ``constraints`` (see PriceRequest)."""
+        model = self._component("pricing", "pricing")
+        self._check_item(model, item_id)
+        return model.optimize_item(item_id, **constraints)
+
+    def demand_curve(self, item_id: str, *, points: int = 25, unit_cost: float | None = None) -> dict:
+        """Units, revenue, profit and elasticity over a price grid for ``item_id``."""
+        model = self._component("pricing", "pricing")
+        self._check_item(model, item_id)
+        return model.curve(item_id, points=points, unit_cost=unit_cost)
+
+    @staticmethod
+    def _check_item(model, item_id: str) -> None:
+        known = getattr(model, "item_ids_", None)
+        if known is not None and item_id not in set(known):
+            raise UnknownId(f"unknown item id {item_id!r}")

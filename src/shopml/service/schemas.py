@@ -1,0 +1,150 @@
+"""Request and response bodies of the HTTP service (pydantic v2; they drive validation,
+the 422 messages and the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "Id",
+    "HistoryRequest",
+    "Recommendation",
+    "Recommendations",
+    "SessionRequest",
+    "SessionPrediction",
+    "PriceRequest",
+    "PriceProposal",
+    "DemandCurve",
+    "ErrorOut",
+    "Health",
+]
+
+MAX_HISTORY = 200
+MAX_K = 100
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reason(BaseModel):
+    item_id: str = Field(description="A history item that drove this recommendation.")
+    contribution: float = Field(description="Drop in the recommended item's score when this history item is removed.")
+
+
+class Recommendation(BaseModel):
+    item_id: str
+    score: float
+    because: list[Reason] = Field(default_factory=list)
+
+
+class Recommendations(BaseModel):
+    model: str = Field(description="Component that produced the ranking.")
+    items: list[Recommendation]
+    fallback: str | None = Field(None, description="Set when a default answer was given, e.g. 'popularity'.")
+    unknown_items: list[str] = Field(default_factory=list, description="History items the model does not know.")
+
+
+class HistoryRequest(_Strict):
+    """A history given at request time (new or anonymous users), oldest item first."""
+
+    items: list[Id] = Field(max_length=MAX_HISTORY, description="Item ids, oldest first.")
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude_seen: bool = True
+    explain: bool = Field(False, description="Add the history items that drove each recommendation.")
+    candidates: list[Id] | None = Field(None, max_length=10_000, description="Rank only these items.")
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"items": ["i1", "i2"], "k": 5, "explain": True}]}
+    )
+
+
+class SessionRequest(_Strict):
+    """The events of one ongoing session, oldest first."""
+
+    items: list[Id] = Field(max_length=MAX_HISTORY)
+    event_types: list[Literal["view", "cart", "purchase"]] | None = Field(
+        None, max_length=MAX_HISTORY, description="One per item; views when omitted."
+    )
+    k: int = Field(10, ge=1, le=MAX_K)
+
+    @model_validator(mode="after")
+    def _same_length(self):
+        if self.event_types is not None and len(self.event_types) != len(self.items):
+            raise ValueError(f"event_types has {len(self.event_types)} entries but items has {len(self.items)}")
+        return self
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    score: float
+
+
+class SessionPrediction(BaseModel):
+    next_items: list[ScoredItem]
+    purchase_probability: float | None = Field(None, ge=0, le=1)
+    fallback: str | None = None
+    unknown_items: list[str] = Field(default_factory=list)
+
+
+class PriceRequest(_Strict):
+    """An item and the constraints its proposed price must satisfy."""
+
+    item_id: Id
+    objective: Literal["profit", "revenue"] = "profit"
+    unit_cost: Annotated[Finite, Field(ge=0, le=1e9)] | None = None
+    current_price: Annotated[Finite, Field(gt=0, le=1e9)] | None = None
+    min_price: Annotated[Finite, Field(gt=0, le=1e9)] | None = None
+    max_price: Annotated[Finite, Field(gt=0, le=1e9)] | None = None
+    max_change: Annotated[Finite, Field(gt=0, le=10)] | None = Field(
+        None, description="Largest relative change from the current price, e.g. 0.1 for ±10%."
+    )
+    min_margin: Annotated[Finite, Field(ge=0, lt=1)] | None = Field(
+        None, description="Smallest (price - cost) / price."
+    )
+    endings: list[Annotated[Finite, Field(ge=0, lt=1)]] | None = Field(
+        None, max_length=20, description="Allowed price endings (cents), e.g. [0.99, 0.49]."
+    )
+
+
+class Interval(BaseModel):
+    low: float
+    high: float
+
+
+class PriceProposal(BaseModel):
+    item_id: str
+    price: float
+    expected_units: float
+    revenue: float
+    profit: float | None = None
+    units_interval: Interval | None = None
+    profit_interval: Interval | None = None
+    binding: list[str] = Field(default_factory=list, description="Constraints that bind at the chosen price.")
+
+
+class DemandCurve(BaseModel):
+    item_id: str
+    prices: list[float]
+    units: list[float]
+    units_low: list[float] | None = None
+    units_high: list[float] | None = None
+    elasticity: list[float] | None = Field(None, description="d log units / d log price along the curve.")
+    revenue: list[float]
+    profit: list[float] | None = None
+    current_price: float | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+    run: str | None = None
+    components: list[str] = Field(default_factory=list)

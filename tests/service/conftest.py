@@ -1,0 +1,57 @@
+"""A tiny fitted run shared by the service tests (built once per session, a few seconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+KEY_HEX = "ab" * 32
+RAW_USERS = [f"shopper-{n:03d}@example.com" for n in range(40)]
+KEYS = {"all-scopes-key": ["*"], "recommend-only-key": ["recommend"]}
+
+
+def _histories():
+    # Planted structure: item i is followed by item i+1 (mod 30).
+    return [[f"item{(u + j) % 30}" for j in range(6 + u % 5)] for u in range(len(RAW_USERS))]
+
+
+@pytest.fixture(autouse=True)
+def _fixed_key(monkeypatch):
+    # One key for the whole session, so the session-scoped run matches every test's key.
+    monkeypatch.setenv("SHOPML_KEY", KEY_HEX)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    import torch
+
+    pytest.importorskip("shopml.recommend.models", reason="the recommend job has not landed")
+    pytest.importorskip("shopml.behaviour.sessions", reason="the sessions job has not landed")
+    from shopml.behaviour.sessions import SessionRecommender
+    from shopml.privacy import pseudonymize
+    from shopml.recommend.base import sequences_from_lists
+    from shopml.recommend.baselines import MostPopular
+    from shopml.recommend.models import SASRecRecommender
+    from shopml.runs import save_run
+
+    torch.set_num_threads(2)
+    key = bytes.fromhex(KEY_HEX)
+    hist = _histories()
+    seqs = sequences_from_lists(hist, user_ids=pseudonymize(RAW_USERS, key=key))
+    sasrec = SASRecRecommender(dim=16, max_len=10, epochs=2, progress=False, threads=2).fit(seqs)
+    pop = MostPopular().fit(seqs)
+    sessions = SessionRecommender(hidden=8, epochs=1, n_sample=4, batch_size=4).fit(hist)
+    path = tmp_path_factory.mktemp("service") / "run"
+    save_run(path, components={"recommend": sasrec, "recommend_pop": pop, "sessions": sessions},
+             items=sasrec.item_ids_, users=sasrec.user_ids_, key=key)
+    return path
+
+
+@pytest.fixture
+def client(tiny_run, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from shopml.service import create_app
+
+    monkeypatch.setenv("SHOPML_KEY", KEY_HEX)
+    with TestClient(create_app(tiny_run, api_keys=KEYS)) as c:
+        yield c

@@ -1,0 +1,144 @@
+"""The HTTP service in-process: auth, limits, validation, answers, metrics, reload."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shopml.errors import ArtifactError, ConfigError
+
+ALL = {"X-API-Key": "all-scopes-key"}
+REC = {"X-API-Key": "recommend-only-key"}
+RAW = "shopper-003@example.com"
+
+
+def test_probes_and_openapi(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and "recommend" in ready["components"]
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/users/{user_id}/recommendations", "/v1/recommendations", "/v1/sessions/predict",
+            "/v1/prices/optimize", "/v1/items/{item_id}/demand-curve"} <= set(spec["paths"])
+    assert "APIKeyHeader" in spec["components"]["securitySchemes"]
+
+
+@pytest.mark.parametrize("headers, status", [({}, 401), ({"X-API-Key": "wrong-key-123"}, 401), (REC, 200)])
+def test_recommend_needs_a_key(client, headers, status):
+    r = client.get(f"/v1/users/{RAW}/recommendations", headers=headers)
+    assert r.status_code == status, r.text
+    if status == 401:
+        assert "API key" in r.json()["detail"]
+
+
+def test_wrong_scope_is_forbidden(client):
+    r = client.post("/v1/sessions/predict", json={"items": ["item1"]}, headers=REC)
+    assert r.status_code == 403 and "sessions" in r.json()["detail"]
+    assert client.post("/v1/admin/reload", headers=REC).status_code == 403
+
+
+def test_known_user_gets_personal_recommendations(client):
+    r = client.get(f"/v1/users/{RAW}/recommendations", params={"k": 5, "explain": True}, headers=ALL).json()
+    assert r["fallback"] is None and len(r["items"]) == 5
+    assert all(it["because"] for it in r["items"])  # occlusion reasons from the history
+    unknown = client.get("/v1/users/nobody/recommendations", headers=ALL).json()
+    assert unknown["fallback"] == "popularity" and unknown["items"]
+
+
+def test_history_recommendations_skip_unknown_items(client):
+    body = {"items": ["item3", "not-an-item"], "k": 3}
+    r = client.post("/v1/recommendations", json=body, headers=ALL).json()
+    assert r["unknown_items"] == ["not-an-item"] and len(r["items"]) == 3
+    assert "item3" not in [i["item_id"] for i in r["items"]]  # seen items excluded
+
+
+def test_session_prediction(client):
+    r = client.post("/v1/sessions/predict", json={"items": ["item1", "item2"], "k": 4}, headers=ALL)
+    assert r.status_code == 200 and len(r.json()["next_items"]) == 4
+
+
+def test_pricing_absent_is_404(client):
+    r = client.post("/v1/prices/optimize", json={"item_id": "item1"}, headers=ALL)
+    assert r.status_code == 404 and "no pricing model" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"items": ["a"], "k": 0}, "k: Input should be greater than or equal to 1"),
+        ({"items": "item1"}, "items: Input should be a valid list"),
+        ({"items": ["a"], "bogus": 1}, "bogus: Extra inputs are not permitted"),
+        ({}, "items: Field required"),
+    ],
+)
+def test_invalid_bodies_get_422_with_a_clear_message(client, body, fragment):
+    r = client.post("/v1/recommendations", json=body, headers=ALL)
+    assert r.status_code == 422 and fragment in r.json()["message"]
+
+
+def test_malformed_and_oversized_bodies(client):
+    bad = client.post("/v1/recommendations", content=b"{not json", headers={**ALL, "content-type": "application/json"})
+    assert bad.status_code == 422
+    big = {"items": ["x" * 100] * 1000}
+    assert client.post("/v1/recommendations", json=big, headers=ALL).status_code == 413
+
+    def chunks():  # no Content-Length: the limit must still hold while streaming
+        for _ in range(100):
+            yield b" " * 1024
+
+    r = client.post("/v1/recommendations", content=chunks(), headers={**ALL, "content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_metrics_count_requests_by_route(client):
+    client.get(f"/v1/users/{RAW}/recommendations", headers=ALL)
+    text = client.get("/metrics").text
+    assert 'shopml_requests_total{method="GET",route="/v1/users/{user_id}/recommendations",status="200"}' in text
+    assert RAW not in text and "shopml_request_seconds_bucket" in text
+
+
+def test_reload_swaps_without_failing_in_flight_requests(client):
+    app = client.app
+    old = app.state.holder.engine
+    errors, done = [], threading.Event()
+
+    def hammer():
+        while not done.is_set():
+            r = client.get(f"/v1/users/{RAW}/recommendations", headers=ALL)
+            if r.status_code != 200:
+                errors.append(r.status_code)
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        for _ in range(3):
+            assert client.post("/v1/admin/reload", headers=ALL).json()["status"] == "reloaded"
+    finally:
+        done.set()
+        t.join()
+    assert errors == [] and app.state.holder.engine is not old
+
+
+def test_create_app_refuses_bad_runs_and_missing_keys(tiny_run, tmp_path, monkeypatch):
+    from shopml.service import create_app
+
+    monkeypatch.delenv("SHOPML_API_KEYS", raising=False)
+    monkeypatch.delenv("SHOPML_API_KEYS_FILE", raising=False)
+    with pytest.raises(ConfigError, match="no API keys"):
+        create_app(tiny_run)
+    with pytest.raises(ArtifactError):
+        create_app(tmp_path / "missing", api_keys={"all-scopes-key": ["*"]})
+    monkeypatch.setenv("SHOPML_KEY", "cd" * 32)  # another pseudonymization key
+    with pytest.raises(ArtifactError, match="another pseudonymization key"):
+        create_app(tiny_run, api_keys={"all-scopes-key": ["*"]})
+
+
+def test_keys_from_environment(tiny_run, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from shopml.service import create_app
+
+    monkeypatch.setenv("SHOPML_API_KEYS", "env-key-12345:sessions")
+    c = TestClient(create_app(tiny_run))
+    assert c.post("/v1/sessions/predict", json={"items": []}, headers={"X-API-Key": "env-key-12345"}).status_code == 200
+    assert c.get(f"/v1/users/{RAW}/recommendations", headers={"X-API-Key": "env-key-12345"}).status_code == 403
