@@ -193,3 +193,13 @@ def test_unsorted_and_sorted_input_give_the_same_sequences():
     a = build_sequences(ev.sort("user_id", "timestamp"))
     b = build_sequences(ev.sample(fraction=1.0, shuffle=True, seed=3))
     assert a.user_ids == b.user_ids and np.array_equal(a.items, b.items) and np.array_equal(a.indptr, b.indptr)
+
+
+def test_data_package_exports_resolve_lazily():
+    import shopml.data as data
+
+    for name in data.__all__:
+        assert getattr(data, name) is not None, name
+    assert data.build_sequences is build_sequences
+    with pytest.raises(AttributeError):
+        data.no_such_name  # noqa: B018
