@@ -1,0 +1,168 @@
+"""Session baselines, vectorized with sparse matrices: popularity, last-item transitions
+(first-order Markov) and V-SKNN (Ludewig & Jannach 2018, "Evaluation of session-based
+recommendation algorithms": session kNN whose query vector weights recent clicks more).
+
+All share :class:`SessionRankerBase` (fallback, ranking, Recall/MRR). Scores add a tiny
+popularity term, so items a model cannot tell apart are ordered by popularity instead of
+all tying (ties would count against the model).
+
+Example:
+    >>> m = MarkovRecommender().fit([["a", "b"], ["a", "b"], ["a", "c"]])
+    >>> m.predict([["a"]], k=2)
+    [['b', 'c']]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from shopml.artifacts import read_model_dir, write_model_dir
+from shopml.behaviour.session_base import SessionRankerBase, build_index, popularity_counts
+from shopml.behaviour.session_data import ItemIndex
+from shopml.errors import ConfigError
+
+__all__ = ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender"]
+
+
+class _SparseBaseline(SessionRankerBase):
+    """fit = build index + popularity + model-specific sparse matrices; save/load as CSR."""
+
+    kind = "session-baseline"
+
+    def fit(self, sessions: Sequence[Sequence]):
+        """Fit on training sessions (sequences of raw item ids). Returns self."""
+        index, indptr, items = build_index(sessions)
+        if index.n_items == 0:
+            raise ConfigError("no items in the training sessions")
+        self.items_ = index
+        self.pop_ = popularity_counts(items, index.n_items)
+        self._fit_sparse(indptr, items)
+        return self
+
+    def _fit_sparse(self, indptr, items) -> None:
+        pass
+
+    def _tiebreak(self) -> np.ndarray:
+        return (self.pop_ / (self.pop_.max() + 1.0) * 1e-6).astype(np.float32)
+
+    def _matrices(self) -> dict[str, sp.csr_matrix]:
+        return {}
+
+    def save(self, path) -> None:
+        """Write a model folder (JSON + safetensors, no pickle)."""
+        self._check_fitted()
+        tensors = {"pop": self.pop_}
+        for name, m in self._matrices().items():
+            m = m.tocsr()
+            tensors.update({f"{name}.data": m.data, f"{name}.indices": m.indices, f"{name}.indptr": m.indptr})
+            tensors[f"{name}.shape"] = np.array(m.shape, dtype=np.int64)
+        params = {k: v for k, v in vars(self).items() if not k.endswith("_")}
+        write_model_dir(path, kind=self.kind, params=params, tensors=tensors, meta={"items": self.items_.ids})
+
+    @classmethod
+    def load(cls, path):
+        """Load a folder written by :meth:`save`."""
+        md = read_model_dir(Path(path), kind=cls.kind)
+        self = cls(**md.params)
+        self.items_, self.pop_ = ItemIndex(md.meta["items"]), md.tensors["pop"]
+        t = md.tensors
+        for name in {k.split(".")[0] for k in t if k.endswith(".shape")}:
+            shape = tuple(int(v) for v in t[f"{name}.shape"])
+            m = sp.csr_matrix((t[f"{name}.data"], t[f"{name}.indices"], t[f"{name}.indptr"]), shape=shape)
+            setattr(self, f"{name}_", m)
+        return self
+
+
+class PopularityRecommender(_SparseBaseline):
+    """Most clicked items in training, whatever the session.
+
+    Example:
+        >>> PopularityRecommender().fit([["a", "b"], ["b"]]).predict([["a"]], k=1)
+        [['b']]
+    """
+
+    kind = "session-pop"
+
+    def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
+        s = torch.as_tensor(self.pop_, dtype=torch.float32).expand(prefixes.shape[0], -1).clone()
+        s[:, 0] = -torch.inf
+        return s
+
+
+class MarkovRecommender(_SparseBaseline):
+    """Last-item transitions: score(j) = #(last item -> j) over consecutive training clicks."""
+
+    kind = "session-markov"
+
+    def _fit_sparse(self, indptr, items) -> None:
+        n = self.items_.n_items + 1
+        nxt = np.ones(len(items), dtype=bool)
+        nxt[indptr[1:-1] - 1] = False  # no pair across a session boundary
+        nxt[-1] = False
+        src = np.flatnonzero(nxt)
+        self.trans_ = sp.csr_matrix((np.ones(len(src), dtype=np.float32), (items[src], items[src + 1])), shape=(n, n))
+
+    def _matrices(self):
+        return {"trans": self.trans_}
+
+    def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
+        s = self.trans_[prefixes[:, -1]].toarray() + self._tiebreak()
+        s[:, 0] = -np.inf
+        return torch.from_numpy(s)
+
+
+class VSKNNRecommender(_SparseBaseline):
+    """V-SKNN: the query session is a vector over items weighted linearly by recency
+    (last click = 1, first of L clicks = 1/L); neighbours are training sessions ranked by
+    cosine similarity to it; an item's score is the summed similarity of the top ``k``
+    neighbours that contain it.
+
+    Args:
+        k: neighbours per query.
+        chunk: queries scored at once (bounds the dense (chunk, n_sessions) buffer).
+    """
+
+    kind = "session-vsknn"
+
+    def __init__(self, k: int = 100, chunk: int = 256):
+        self.k, self.chunk = k, chunk
+
+    def _fit_sparse(self, indptr, items) -> None:
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        m = sp.csr_matrix((np.ones(len(items), dtype=np.float32), (rows, items)), shape=(len(indptr) - 1, self.items_.n_items + 1))
+        m.data[:] = 1.0  # repeated clicks count once
+        self.sess_ = m
+
+    def _matrices(self):
+        return {"sess": self.sess_}
+
+    def _query(self, prefixes: np.ndarray) -> sp.csr_matrix:
+        B, L = prefixes.shape
+        valid = prefixes > 0
+        n = valid.sum(1, keepdims=True)
+        pos = np.cumsum(valid, axis=1)  # 1..n over the real items
+        w = np.where(valid, pos / np.maximum(n, 1), 0.0).astype(np.float32)
+        q = sp.csr_matrix((w.ravel(), (np.repeat(np.arange(B), L), prefixes.ravel())), shape=(B, self.sess_.shape[1]))
+        q.sum_duplicates()
+        q.data = np.minimum(q.data, 1.0)  # a re-clicked item counts once, at its latest weight or less
+        return q
+
+    def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
+        out = []
+        norms = np.sqrt(np.asarray(self.sess_.sum(1)).ravel()).astype(np.float32)
+        for lo in range(0, prefixes.shape[0], self.chunk):
+            q = self._query(prefixes[lo : lo + self.chunk])
+            sims = torch.from_numpy((q @ self.sess_.T).toarray() / np.maximum(norms, 1.0))
+            k = min(self.k, sims.shape[1])
+            top = torch.topk(sims, k, dim=1)
+            rows = np.repeat(np.arange(sims.shape[0]), k)
+            nb = sp.csr_matrix((top.values.numpy().ravel(), (rows, top.indices.numpy().ravel())), shape=sims.shape)
+            out.append(np.asarray((nb @ self.sess_).todense(), dtype=np.float32) + self._tiebreak())
+        s = np.concatenate(out)
+        s[:, 0] = -np.inf
+        return torch.from_numpy(s)

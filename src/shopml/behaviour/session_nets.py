@@ -1,0 +1,160 @@
+"""Networks of the session models (no training code here).
+
+* :class:`GRU4RecNet`: the next-click GRU of Hidasi et al. with the details of the official
+  GRU4Rec (https://github.com/hidasib/GRU4Rec): one GRU layer whose input embedding is
+  *constrained* (tied) to the output item embedding, a per-item output bias, dropout on the
+  hidden state that is also what the next step sees, and linear scores (the softmax lives in
+  the loss). Embedding tables are sparse so an update touches only the rows used.
+* :class:`SessionIntentNet`: a GRU over (item, event type, dwell time) with two heads: the
+  next item (tied scores) and P(session ends in a purchase).
+
+Example:
+    >>> import torch
+    >>> net = GRU4RecNet(n_items=10, hidden=8)
+    >>> h = net.encode(torch.tensor([[0, 3, 4], [1, 2, 5]]))
+    >>> net.score(h).shape
+    torch.Size([2, 11])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["GRU4RecNet", "SessionIntentNet", "glorot_blocks_"]
+
+
+@torch.no_grad()
+def glorot_blocks_(w: torch.Tensor, n_blocks: int = 1) -> torch.Tensor:
+    """Uniform(-s, s) init with s = sqrt(6 / (fan_in + fan_out)) computed per gate block.
+
+    GRU weights stack 3 gate matrices; the official code initializes each block as its
+    own (in, out) matrix, so the scale uses one block's shape, not the stacked one.
+    """
+    rows = w.shape[0] // n_blocks
+    sigma = math.sqrt(6.0 / (rows + w.shape[1]))
+    return w.uniform_(-sigma, sigma)
+
+
+class GRU4RecNet(nn.Module):
+    """GRU4Rec with a constrained embedding.
+
+    Args:
+        n_items: number of items; index 0 is padding (its row is never a candidate).
+        hidden: GRU size = item embedding size (tied embedding needs them equal).
+        dropout_hidden: dropout on the GRU output, which is also the carried state.
+        dropout_embed: dropout on the input embedding.
+    """
+
+    def __init__(self, n_items: int, hidden: int = 480, dropout_hidden: float = 0.2, dropout_embed: float = 0.0,
+                 skip: bool = False):  # fmt: skip
+        super().__init__()
+        self.n_items, self.hidden, self.skip = n_items, hidden, skip
+        # One table for input and output items: "constrained embedding" of the official
+        # GRU4Rec; ties what the GRU reads to what it ranks and halves the parameters.
+        self.item = nn.Embedding(n_items + 1, hidden, sparse=True)
+        self.bias = nn.Embedding(n_items + 1, 1, sparse=True)
+        self.gru = nn.GRUCell(hidden, hidden)
+        self.drop_embed = nn.Dropout(dropout_embed)
+        self.drop_hidden = nn.Dropout(dropout_hidden)
+        if skip:
+            # STAMP-like short-term memory: the last click's embedding, mapped, is added to
+            # the output state, so exact item-to-item transitions need not pass the gates.
+            self.last = nn.Linear(hidden, hidden, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        glorot_blocks_(self.item.weight)
+        nn.init.zeros_(self.bias.weight)
+        glorot_blocks_(self.gru.weight_ih, 3)
+        glorot_blocks_(self.gru.weight_hh, 3)
+        nn.init.zeros_(self.gru.bias_ih)
+        nn.init.zeros_(self.gru.bias_hh)
+        if self.skip:
+            nn.init.zeros_(self.last.weight)  # starts as plain GRU4Rec
+
+    def step(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """One GRU step for item indices ``x`` (B,) from state ``h`` (B, H)."""
+        e = self.drop_embed(self.item(x))
+        # The dropped-out output is carried as the state, as in the official code.
+        return self.drop_hidden(self.gru(e, h))
+
+    def train_logits(self, h: torch.Tensor, x: torch.Tensor, candidates: torch.Tensor):
+        """Step and score only ``candidates`` (the batch's targets + shared negatives).
+
+        Inputs and candidates go through ONE embedding lookup so the sparse gradient of
+        the tied table is a single tensor. Returns ``(new_h, logits (B, C))``.
+        """
+        emb = self.item(torch.cat([x, candidates]))
+        e, out = emb[: len(x)], emb[len(x) :]
+        h = self.drop_hidden(self.gru(self.drop_embed(e), h))
+        o = h + self.last(e) if self.skip else h
+        logits = o @ out.T + self.bias(candidates).T
+        return h, logits
+
+    def encode(self, prefixes: torch.Tensor) -> torch.Tensor:
+        """Output state after right-aligned prefixes (B, L), 0 = padding.
+
+        Padding steps keep the state at zero, so a prefix starts from a reset state.
+        """
+        h = prefixes.new_zeros((prefixes.shape[0], self.hidden), dtype=torch.float32)
+        for t in range(prefixes.shape[1]):
+            x = prefixes[:, t]
+            h = torch.where((x > 0).unsqueeze(1), self.gru(self.item(x), h), h)
+        if self.skip:
+            h = h + self.last(self.item(prefixes[:, -1]))
+        return h
+
+    def score(self, h: torch.Tensor) -> torch.Tensor:
+        """Scores of every item (B, n_items + 1); column 0 (padding) is -inf."""
+        s = h @ self.item.weight.T + self.bias.weight.T
+        s[:, 0] = -math.inf
+        return s
+
+
+class SessionIntentNet(nn.Module):
+    """GRU over a session's events with a next-item head and a purchase-intent head.
+
+    Each event is (item, event type, dwell seconds). The purchase head reads the state
+    after the last event of the prefix and outputs a logit.
+
+    Example:
+        >>> import torch
+        >>> net = SessionIntentNet(n_items=5, n_event_types=2, dim=4)
+        >>> items = torch.tensor([[0, 1, 2]]); types = torch.tensor([[0, 1, 1]])
+        >>> net(items, types, torch.zeros(1, 3))[1].shape
+        torch.Size([1])
+    """
+
+    def __init__(self, n_items: int, n_event_types: int, dim: int = 64, dropout: float = 0.1):
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.etype = nn.Embedding(n_event_types + 1, dim, padding_idx=0)
+        self.dwell = nn.Linear(2, dim)
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.intent = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+
+    def forward(self, items: torch.Tensor, types: torch.Tensor, dwell: torch.Tensor):
+        """``items``/``types`` (B, L) right-aligned, 0 = padding; ``dwell`` (B, L) seconds.
+
+        Returns ``(states (B, L, D), purchase_logit (B,))``.
+        """
+        valid = (types > 0).unsqueeze(-1)
+        d = dwell.clamp(min=0)
+        # dwell both log-scaled (robust) and in minutes (totals add up linearly)
+        dfeat = torch.stack([torch.log1p(d), (d / 60.0).clamp(max=30.0)], dim=-1)
+        x = self.item(items) + self.etype(types) + self.dwell(dfeat)
+        states, _ = self.gru(self.drop(x * valid))
+        # Right-aligned: the last column is the state after the prefix's last event. The
+        # sum and mean over events add session totals (how much was carted, time spent).
+        summed = (states * valid).sum(1)
+        mean = summed / valid.sum(1).clamp(min=1)
+        logit = self.intent(torch.cat([states[:, -1], mean, summed / 10.0], dim=1)).squeeze(1)
+        return states, logit
+
+    def next_item_logits(self, states: torch.Tensor) -> torch.Tensor:
+        """Tied next-item scores for (N, D) states."""
+        return states @ self.item.weight.T

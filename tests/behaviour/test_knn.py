@@ -1,0 +1,49 @@
+"""Session baselines: popularity, last-item transitions, V-SKNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shopml.behaviour.knn import MarkovRecommender, PopularityRecommender, VSKNNRecommender
+from shopml.behaviour.sessions import load_session_model
+from shopml.errors import NotFittedError
+
+TRAIN = [["a", "b", "c"], ["a", "b"], ["b", "c"], ["d", "e"], ["d", "e", "a"], ["x", "a", "b"]]
+
+
+@pytest.mark.parametrize("cls", [PopularityRecommender, MarkovRecommender, VSKNNRecommender])
+def test_contract(cls, tmp_path):
+    with pytest.raises(NotFittedError):
+        cls().predict([["a"]])
+    m = cls().fit(TRAIN)
+    recs = m.recommend([[], ["zzz"], ["a"]], k=3)
+    assert [r["fallback"] for r in recs] == ["popularity", "popularity", None]
+    assert all(np.isfinite(r["scores"]).all() for r in recs)
+    m.save(tmp_path / "m")
+    again = load_session_model(tmp_path / "m")
+    assert type(again) is cls and again.recommend([["a"], ["d"]], k=4) == m.recommend([["a"], ["d"]], k=4)
+
+
+def test_markov_uses_last_item_transitions():
+    m = MarkovRecommender().fit(TRAIN)
+    assert m.predict([["d"]], k=1) == [["e"]]
+    assert m.predict([["c", "a"]], k=1) == [["b"]]  # the last click decides
+    # no transition across a session boundary: "c" (end of session 1) -> "a" (start of 2) is absent
+    assert m.trans_[m.items_.encode(["c"])[0], m.items_.encode(["a"])[0]] == 0
+
+
+def test_vsknn_weights_recent_clicks_more():
+    train = [["p", "q", "t1"]] * 3 + [["r", "s", "t2"]] * 3
+    m = VSKNNRecommender(k=3).fit(train)
+    # both neighbourhoods match one item; the later click's neighbours win
+    def order(session):
+        top = m.predict([session], k=6)[0]
+        return top.index("t2") < top.index("t1")
+
+    assert order(["p", "s"]) and not order(["s", "p"])
+
+
+def test_ranks_are_pessimistic_on_ties():
+    m = PopularityRecommender().fit([["a", "b"], ["c", "d"]])  # all counts equal
+    assert m.rank_targets([["a"]], ["b"]).tolist() == [4.0]

@@ -1,0 +1,171 @@
+"""GRU4Rec session recommender: the details that matter, planted signal, contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from shopml.behaviour.session_data import NegativeSampler, SessionBatch, session_parallel_batches
+from shopml.behaviour.session_nets import GRU4RecNet
+from shopml.behaviour.session_train import IndexedAdagrad, carry_hidden, sampled_logq_loss
+from shopml.behaviour.sessions import SessionRecommender, load_session_model
+from shopml.errors import ConfigError, DataError, NotFittedError
+
+
+def planted_sessions(n_sessions=600, n_items=30, seed=0):
+    """Each item i has a planted successor succ[i]; sessions follow it 90% of the time."""
+    succ = np.random.default_rng(12345).permutation(n_items)  # same plant for train and test
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_sessions):
+        x = int(rng.integers(n_items))
+        s = [x]
+        for _ in range(int(rng.integers(2, 7))):
+            x = int(succ[x]) if rng.random() < 0.9 else int(rng.integers(n_items))
+            s.append(x)
+        out.append([f"i{v}" for v in s])
+    return out, succ
+
+
+# --- session-parallel mini-batches -------------------------------------------------
+
+def test_hidden_resets_exactly_at_session_starts():
+    indptr = np.array([0, 3, 5, 9, 11])  # sessions of 3, 2, 4, 2 events
+    items = np.arange(1, 12)
+    batches = list(session_parallel_batches(indptr, items, batch_size=2))
+    # every (input, target) pair inside a session appears once, none across sessions
+    pairs = sorted((int(a), int(b)) for bt in batches for a, b in zip(bt.inputs, bt.targets))
+    assert pairs == [(1, 2), (2, 3), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11)]
+    session_start = {1, 4, 6, 10}
+    for bt in batches:
+        assert bt.reset.tolist() == [int(x) in session_start for x in bt.inputs]
+    # the carried state is zero exactly where a session starts, kept elsewhere
+    h = torch.ones(2, 3)
+    for bt in batches:
+        h = carry_hidden(h, bt)
+        assert torch.equal((h == 0).all(1), torch.from_numpy(bt.reset))
+        h = torch.ones_like(h)  # the GRU step makes every row non-zero again
+
+
+def test_carry_drops_finished_rows_and_cuts_graph():
+    h = torch.arange(6.0).reshape(3, 2).requires_grad_()
+    b = SessionBatch(np.array([1, 2]), np.array([2, 3]), np.array([False, True]), np.array([0, 2]))
+    out = carry_hidden(h * 2, b)
+    assert out.tolist() == [[0.0, 2.0], [0.0, 0.0]] and not out.requires_grad
+
+
+def test_negatives_shared_across_the_batch_and_follow_popularity():
+    counts = np.array([0, 1000, 10, 10, 1.0])
+    s = NegativeSampler(counts, n_sample=5000, alpha=1.0, seed=0)
+    draw = s.draw()
+    assert draw.shape == (5000,) and draw.min() >= 1  # one vector for the whole batch, never padding
+    assert (draw == 1).mean() > 0.9
+    flat = NegativeSampler(counts, n_sample=5000, alpha=0.0, seed=0).draw()
+    assert abs((flat == 1).mean() - 0.25) < 0.03  # alpha=0: uniform over items
+
+
+def test_logits_only_for_targets_and_shared_negatives():
+    net = GRU4RecNet(n_items=50, hidden=8)
+    x, y, neg = torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6]), torch.tensor([7, 8, 9, 10])
+    h, logits = net.train_logits(torch.zeros(3, 8), x, torch.cat([y, neg]))
+    assert logits.shape == (3, 7)  # (B, B + n_sample), not (B, n_items)
+    # diagonal = each row's own target score
+    full = net.score(h)
+    assert torch.allclose(logits.diagonal(), full[torch.arange(3), y], atol=1e-5)
+
+
+def test_logq_correction_subtracts_log_sampling_weight():
+    logits = torch.zeros(2, 4)
+    log_q = torch.log(torch.tensor([1.0, 1.0, 10.0, 10.0]))
+    corrected = sampled_logq_loss(logits, log_q, norm=2)
+    plain = sampled_logq_loss(logits, None, norm=2)
+    assert plain == pytest.approx(np.log(4))
+    # popular negatives are down-weighted -> the targets win more easily
+    assert corrected < plain
+
+
+def test_constrained_embedding_ties_input_and_output():
+    net = GRU4RecNet(n_items=10, hidden=4)
+    assert not any(p.shape == net.item.weight.shape for n, p in net.named_parameters() if n != "item.weight")
+    assert net.item.sparse  # sparse gradient: only touched rows are updated
+
+
+def test_adagrad_updates_only_touched_rows():
+    emb = torch.nn.Embedding(6, 3, sparse=True)
+    before = emb.weight.detach().clone()
+    opt = IndexedAdagrad(emb.parameters(), lr=0.1)
+    emb(torch.tensor([1, 1, 4])).sum().backward()
+    opt.step()
+    changed = (emb.weight != before).any(1).tolist()
+    assert changed == [False, True, False, False, True, False]
+    # duplicate rows are summed before the non-linear update: row 1 got grad 2 -> step lr
+    assert torch.allclose(emb.weight[1] - before[1], torch.full((3,), -0.1), atol=1e-4)
+
+
+# --- planted signal and contract -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted():
+    train, succ = planted_sessions()
+    m = SessionRecommender(hidden=32, batch_size=16, n_sample=8, sample_alpha=0.5, lr=0.1, epochs=4, seed=0)
+    return m.fit(train), succ
+
+
+def test_learns_planted_successors(fitted):
+    m, succ = fitted
+    test, _ = planted_sessions(200, seed=1)
+    prefixes = [s[:-1] for s in test]
+    targets = [s[-1] for s in test]
+    res = m.evaluate(prefixes, targets, k=5)
+    assert res["recall@5"] > 0.8  # 90% follow the planted successor
+    top1 = m.predict([[f"i{i}"] for i in range(30)], k=1)
+    assert np.mean([t[0] == f"i{succ[i]}" for i, t in enumerate(top1)]) > 0.9
+
+
+def test_fallback_empty_and_unknown_sessions(fitted):
+    m, _ = fitted
+    recs = m.recommend([[], ["never-seen", "nope"], ["i3"]], k=3)
+    assert [r["fallback"] for r in recs] == ["popularity", "popularity", None]
+    assert recs[0]["items"] == recs[1]["items"] and len(recs[0]["items"]) == 3
+    assert all(np.isfinite(r["scores"]).all() for r in recs)
+
+
+def test_unknown_target_is_a_miss(fitted):
+    m, _ = fitted
+    assert m.rank_targets([["i1"]], ["unseen"]).tolist() == [np.inf]
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    m, _ = fitted
+    m.save(tmp_path / "gru")
+    again = load_session_model(tmp_path / "gru")
+    s = [["i1", "i2"], ["i5"]]
+    assert again.recommend(s, k=5) == m.recommend(s, k=5)
+    assert again.get_params() == m.get_params()
+
+
+def test_not_fitted_and_bad_params():
+    with pytest.raises(NotFittedError):
+        SessionRecommender().predict([["a"]])
+    with pytest.raises(ConfigError):
+        SessionRecommender(dropout_hidden=1.5).fit([["a", "b"]])
+    with pytest.raises(ConfigError):
+        SessionRecommender().fit([["a"]])  # no session with a next click
+
+
+def test_malformed_file_is_one_data_error(tmp_path):
+    from shopml.behaviour.session_data import read_prefix_targets, read_sessions
+
+    bad = tmp_path / "train.txt"
+    bad.write_text("1 2 3\n4 x5 6\n")
+    with pytest.raises(DataError, match=r"train.txt: row 2"):
+        read_sessions(bad)
+    tsv = tmp_path / "test.tsv"
+    tsv.write_text("1 2\t3\n1 2 3\n")
+    with pytest.raises(DataError, match="row 2"):
+        read_prefix_targets(tsv)
+    utf16 = tmp_path / "u.txt"
+    utf16.write_bytes("1 2 3\n".encode("utf-16"))
+    with pytest.raises(DataError):
+        read_sessions(utf16)
