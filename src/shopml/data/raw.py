@@ -193,6 +193,10 @@ def read_otto(path) -> RawTable:
     if not isinstance(df.schema["events"], pl.List):
         idx = first_true(df, pl.lit(True))
         raise source.error(df, idx, "events", "expected a list of events")
+    for col in ("session", "events"):
+        idx = first_true(df, pl.col(col).is_null())
+        if idx is not None:
+            raise source.error(df, idx, col, "missing value")
     df = df.filter(pl.col("events").list.len() > 0).explode("events")
     if not isinstance(df.schema["events"], pl.Struct):
         raise source.error(df, 0, "events", "expected events as objects {aid, ts, type}")

@@ -268,11 +268,12 @@ def _duplicates(df, perm, u, ts, source) -> dict | None:
 def _singletons(df: pl.DataFrame) -> list[dict]:
     out = []
     for col, name in (("item_id", "items"), ("user_id", "users")):
-        counts = df.group_by(col).len()
-        single = int((counts["len"] == 1).sum())
+        # is_unique().sum() counts ids seen once without materializing a group-by table.
+        row = df.select(single=pl.col(col).is_unique().sum(), total=pl.col(col).n_unique()).row(0)
+        single, total = int(row[0]), int(row[1])
         if single:
-            share = single / counts.height
-            out.append(_warning(f"single_event_{name}", single, f"{single} {name} ({share:.1%}) have a single event"))
+            out.append(_warning(f"single_event_{name}", single,
+                                f"{single} {name} ({single / total:.1%}) have a single event"))
     return out
 
 
