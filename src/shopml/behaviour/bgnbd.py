@@ -11,6 +11,7 @@ Also here: the RFM conventions (:func:`rfm_summary`), a reader for the CDNOW fil
 
 Example:
     >>> import numpy as np
+import polars as pl
     >>> x, tx, T = simulate_bgnbd(2000, r=0.5, alpha=4.0, a=0.8, b=2.5, T=39.0, seed=0)
     >>> m = BGNBD().fit(x, tx, T)
     >>> round(m.params_["r"], 1)
@@ -20,15 +21,15 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
+import polars as pl
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 
 from shopml.errors import DataError, NotFittedError
 
-__all__ = ["BGNBD", "rfm_summary", "read_cdnow_transactions", "simulate_bgnbd", "CDNOW_START"]
+__all__ = ["BGNBD", "rfm_summary", "read_cdnow_transactions", "simulate_bgnbd", "sample_conditional", "CDNOW_START"]
 
 CDNOW_START = dt.date(1997, 1, 1)
 
@@ -154,36 +155,19 @@ class BGNBD:
 
 
 def read_cdnow_transactions(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Read a CDNOW file (master: ``id yyyymmdd cds dollars``; sample: ``id sample_id yyyymmdd cds
-    dollars``; an optional header line) into ``(customer_ids, day, cds, dollars)`` numpy arrays.
+    """Read a CDNOW file (master or 1/10 sample, via :func:`shopml.data.public.read_cdnow`) into
+    ``(customer_ids, day, cds, dollars)`` numpy arrays; ``day`` counts days since 1997-01-01.
 
-    ``day`` counts days since 1997-01-01. Bad rows raise DataError naming the file and row.
+    Bad rows raise DataError naming the file and row.
 
     Example (not run): ``ids, day, cds, usd = read_cdnow_transactions("CDNOW_master.txt")``
     """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read CDNOW file ({e})", path=path) from None
-    rows = [(i + 1, ln.split()) for i, ln in enumerate(lines) if ln.strip()]
-    if rows and not rows[0][1][0].isdigit():
-        rows = rows[1:]  # header
-    if not rows:
-        raise DataError("empty CDNOW file", path=path)
-    ncol = len(rows[0][1])
-    if ncol not in (4, 5):
-        raise DataError(f"expected 4 or 5 whitespace-separated columns, found {ncol}", path=path, row=rows[0][0])
-    ids, dates, cds, usd = [], [], [], []
-    for lineno, f in rows:
-        if len(f) != ncol:
-            raise DataError(f"expected {ncol} columns, found {len(f)}", path=path, row=lineno)
-        try:
-            d = dt.datetime.strptime(f[-3], "%Y%m%d").date()
-            ids.append(f[0]), dates.append((d - CDNOW_START).days), cds.append(float(f[-2])), usd.append(float(f[-1]))
-        except ValueError:
-            raise DataError(f"unparsable date or number in {f!r}", path=path, row=lineno) from None
-    return np.array(ids), np.array(dates, dtype=np.int64), np.array(cds), np.array(usd)
+    from shopml.data.public import read_cdnow
+
+    df = read_cdnow(path)
+    day = (df["date"].cast(pl.Int64) - (CDNOW_START - dt.date(1970, 1, 1)).days).to_numpy()
+    return (df["customer_id"].to_numpy(), day.astype(np.int64), df["cds"].cast(pl.Float64).to_numpy(),
+            df["dollars"].to_numpy())
 
 
 def rfm_summary(ids, day, calibration_end: int, holdout_end: int | None = None) -> dict[str, np.ndarray]:
@@ -250,3 +234,32 @@ def simulate_bgnbd(n: int, *, r: float, alpha: float, a: float, b: float, T, see
         # Drop out after a purchase with probability p; stop once past T.
         active = bought & (rng.random(n) >= p)
     return x, tx, T
+
+
+def sample_conditional(model: BGNBD, t: float, x, tx, T, n_samples: int = 200, seed: int = 0) -> np.ndarray:
+    """Sample purchases in the next ``t`` weeks from the BG/NBD posterior, shape [N, n_samples].
+
+    Alive with P(alive); then ``lambda ~ Gamma(r + x, alpha + T)`` and ``p ~ Beta(a, b + x)``
+    (the posterior given survival to T), and the process runs forward for ``t`` weeks. Gives the
+    predictive median, which is the point forecast that minimizes absolute error.
+
+    Example:
+        >>> m = BGNBD(); m.params_ = {"r": 0.25, "alpha": 4.4, "a": 0.79, "b": 2.4}
+        >>> sample_conditional(m, 39.0, [0, 3], [0.0, 30.0], [39.0, 39.0], n_samples=4).shape
+        (2, 4)
+    """
+    r, alpha, a, b = model._check()
+    x, tx, T = _as_rfm(x, tx, T)
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    alive = rng.random((n, n_samples)) < model.probability_alive(x, tx, T)[:, None]
+    lam = rng.gamma(np.repeat(r + x, n_samples), 1.0 / np.repeat(alpha + T, n_samples))
+    p = rng.beta(a, np.repeat(b + x, n_samples))
+    count, now = np.zeros(n * n_samples), np.zeros(n * n_samples)
+    active = alive.ravel().copy()
+    while active.any():
+        now[active] += rng.exponential(1.0, active.sum()) / np.maximum(lam[active], 1e-12)
+        bought = active & (now <= t)
+        count[bought] += 1
+        active = bought & (rng.random(n * n_samples) >= p)
+    return count.reshape(n, n_samples)

@@ -17,8 +17,6 @@ Example:
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 import torch
@@ -40,26 +38,15 @@ KIND = "intent-classifier"
 
 
 def read_shoppers_csv(path) -> tuple[pl.DataFrame, np.ndarray]:
-    """Read the UCI CSV (comma or semicolon) into (17 feature columns, 0/1 labels from Revenue)."""
-    path = Path(path)
-    try:
-        head = path.read_text(encoding="utf-8")[:2000]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read ({e})", path=path) from None
-    sep = ";" if head.count(";") > head.count(",") else ","
-    try:
-        df = pl.read_csv(path, separator=sep, infer_schema_length=20000)
-    except Exception as e:  # polars raises several types for malformed CSV
-        raise DataError(f"malformed CSV ({str(e).splitlines()[0]})", path=path) from None
-    missing = [c for c in NUMERIC + CATEGORICAL + ["Revenue"] if c not in df.columns]
-    if missing:
-        raise DataError("missing column", path=path, column=missing[0])
-    for c in NUMERIC:
-        if not df[c].dtype.is_numeric():
-            bad = df[c].cast(pl.Float64, strict=False).is_null() & df[c].is_not_null()
-            raise DataError("not a number", path=path, row=int(bad.arg_max()) + 2, column=c)
-    y = df["Revenue"].cast(pl.Utf8).str.to_lowercase().is_in(["true", "1"]).to_numpy().astype(np.int64)
-    return df.select(NUMERIC + CATEGORICAL), y
+    """The UCI CSV (comma or semicolon) as (17 feature columns, 0/1 int64 labels from Revenue),
+    via :func:`shopml.data.public.read_online_shoppers` (bad cells raise DataError with the row).
+
+    Example (not run): ``X, y = read_shoppers_csv("online_shoppers_intention.csv")``
+    """
+    from shopml.data.public import read_online_shoppers
+
+    X, y = read_online_shoppers(path)
+    return X.select(NUMERIC + CATEGORICAL), np.asarray(y).astype(np.int64)
 
 
 class TabularEncoder:
