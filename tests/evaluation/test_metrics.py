@@ -211,3 +211,17 @@ def test_point_metrics_match_reference(rows):
     prob = [r[3] for r in rows]
     ref = -sum(math.log(p) if t else math.log(1 - p) for t, p in zip(lab, prob)) / n
     assert log_loss(lab, prob) == pytest.approx(ref)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranking_batches(), st.data())
+def test_multi_target_ranks_match_reference(batch, data):
+    scores, _, hist = batch
+    n = scores.shape[1]
+    targets = np.array(data.draw(st.lists(st.lists(st.integers(0, n - 1), min_size=3, max_size=3),
+                                          min_size=len(scores), max_size=len(scores))))
+    got = target_ranks(torch.from_numpy(scores), torch.from_numpy(targets), exclude=torch.from_numpy(hist))
+    for row, s, ts, hs in zip(got.tolist(), scores, targets, hist):
+        keep = {int(t) for t in ts if t != 0}
+        excluded = {int(h) for h in hs if h != 0} - keep
+        assert row == [ref_rank(s, t, excluded) if t != 0 else 0 for t in ts]
