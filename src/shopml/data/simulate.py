@@ -60,6 +60,7 @@ class ShopTruth:
     category_effect: np.ndarray
     sessions: pl.DataFrame
     coef: dict = field(default_factory=lambda: dict(PROPENSITY_COEF))
+    _position: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def successor(self, item_id: str) -> str:
         """The planted successor of a raw item id.
@@ -69,7 +70,9 @@ class ShopTruth:
             >>> t.successor(t.item_ids[0]) == t.item_ids[t.next_item[0]]
             True
         """
-        return self.item_ids[int(self.next_item[self.item_ids.index(item_id)])]
+        if self._position is None:  # built once: tests ask for many items
+            self._position = {raw: i for i, raw in enumerate(self.item_ids)}
+        return self.item_ids[int(self.next_item[self._position[item_id]])]
 
     def oracle_auc(self) -> float:
         """AUC of the true propensity on the sampled purchases: the ceiling for intent models."""
