@@ -1,0 +1,165 @@
+"""Non-neural baselines in the same harness: most popular, item-KNN, first-order Markov.
+
+Every baseline adds ``1e-6 x`` normalized popularity to its scores so that the many exact ties
+of count-based scores are broken by popularity instead of counted pessimistically.
+
+Example:
+    >>> from shopml.recommend.base import sequences_from_lists
+    >>> s = sequences_from_lists([["a", "b", "c"], ["a", "b"], ["b", "c"]])
+    >>> [r["item_id"] for r in ItemKNN().fit(s).recommend([["a"]], k=2)[0]]
+    ['b', 'c']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from shopml.recommend.base import SequentialRecommender
+
+__all__ = ["MostPopular", "ItemKNN", "Markov"]
+
+_TIE = 1e-6
+
+
+def _popularity(items: np.ndarray, n_items: int) -> np.ndarray:
+    counts = np.bincount(items, minlength=n_items + 1).astype(np.float32)
+    counts[0] = 0.0
+    return counts
+
+
+def _csr_tensors(m: sp.csr_matrix, prefix: str) -> dict:
+    m = m.tocsr()
+    return {f"{prefix}_indptr": m.indptr.astype(np.int64), f"{prefix}_indices": m.indices.astype(np.int64),
+            f"{prefix}_data": m.data.astype(np.float32)}
+
+
+def _csr_from(tensors: dict, prefix: str, n: int) -> sp.csr_matrix:
+    return sp.csr_matrix((tensors[f"{prefix}_data"], tensors[f"{prefix}_indices"], tensors[f"{prefix}_indptr"]),
+                         shape=(n, n))
+
+
+class MostPopular(SequentialRecommender):
+    """Scores every item by its number of training interactions (the PopRec row of the tables).
+
+    Example:
+        >>> from shopml.recommend.base import sequences_from_lists
+        >>> MostPopular().fit(sequences_from_lists([["a", "b"], ["b"]])).recommend([[]], k=1)[0][0]["item_id"]
+        'b'
+    """
+
+    kind = "recommend.pop"
+
+    def __init__(self):
+        pass
+
+    def _fit_indices(self, indptr, items, valid_targets) -> dict:
+        self.pop_ = torch.from_numpy(_popularity(items, self.n_items_))
+        return {}
+
+    def _score(self, hist, users):
+        return self.pop_.expand(hist.shape[0], -1).clone()
+
+    def _state(self):
+        return {}, {"pop": self.pop_}
+
+    def _restore(self, params, tensors):
+        self.pop_ = torch.from_numpy(tensors["pop"])
+
+
+class ItemKNN(SequentialRecommender):
+    """Item-based KNN: cosine similarity of items' user co-occurrence, keeping the ``neighbors``
+    most similar items per item; a history scores ``sum_j sim(j, item)`` over its items.
+
+    Example:
+        >>> ItemKNN(neighbors=50).neighbors
+        50
+    """
+
+    kind = "recommend.itemknn"
+
+    def __init__(self, neighbors: int = 100, shrink: float = 0.0):
+        self.neighbors = neighbors
+        self.shrink = shrink
+
+    def _fit_indices(self, indptr, items, valid_targets) -> dict:
+        n = self.n_items_ + 1
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        x = sp.csr_matrix((np.ones(len(items), np.float32), (rows, items)), shape=(len(indptr) - 1, n))
+        x.data[:] = 1.0  # binary: a repeated item counts once per user
+        co = (x.T @ x).tocsr()
+        norms = np.sqrt(np.asarray(x.sum(0)).ravel())
+        co.setdiag(0)
+        co.eliminate_zeros()
+        co = co.tocoo()
+        sim = co.data / (norms[co.row] * norms[co.col] + self.shrink + 1e-12)
+        self.sim_ = _top_per_row(sp.csr_matrix((sim, (co.row, co.col)), shape=(n, n)), self.neighbors)
+        self.pop_ = _popularity(items, self.n_items_)
+        return {}
+
+    def _score(self, hist, users):
+        b, width = hist.shape
+        h = hist.numpy()
+        rows, cols = np.nonzero(h)
+        q = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, h[rows, cols])), shape=(b, self.n_items_ + 1))
+        s = np.asarray((q @ self.sim_).todense(), dtype=np.float32)
+        s += _TIE * self.pop_ / max(self.pop_.max(), 1.0)
+        return torch.from_numpy(s)
+
+    def _state(self):
+        return {}, {**_csr_tensors(self.sim_, "sim"), "pop": self.pop_}
+
+    def _restore(self, params, tensors):
+        self.sim_ = _csr_from(tensors, "sim", self.n_items_ + 1)
+        self.pop_ = tensors["pop"]
+
+
+def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest entries of each row (vectorized over rows via a lexsort)."""
+    m = m.tocsr()
+    m.sort_indices()
+    row = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((-m.data, row))
+    rank = np.arange(len(order)) - m.indptr[row[order]]
+    keep = order[rank < k]
+    return sp.csr_matrix((m.data[keep], (row[keep], m.indices[keep])), shape=m.shape)
+
+
+class Markov(SequentialRecommender):
+    """First-order Markov chain: scores the items that followed the history's last item in
+    training, by transition probability ("next after last item"), popularity breaking ties.
+
+    Example:
+        >>> Markov().kind
+        'recommend.markov'
+    """
+
+    kind = "recommend.markov"
+
+    def __init__(self):
+        pass
+
+    def _fit_indices(self, indptr, items, valid_targets) -> dict:
+        n = self.n_items_ + 1
+        same_user = np.ones(len(items), dtype=bool)
+        same_user[indptr[1:-1] - 1] = False  # the last item of a user has no successor
+        src = np.flatnonzero(same_user[:-1])
+        t = sp.csr_matrix((np.ones(len(src), np.float32), (items[src], items[src + 1])), shape=(n, n))
+        out = np.asarray(t.sum(1)).ravel()
+        self.trans_ = sp.diags(1.0 / np.maximum(out, 1.0)).dot(t).tocsr().astype(np.float32)
+        self.pop_ = _popularity(items, self.n_items_)
+        return {}
+
+    def _score(self, hist, users):
+        last = hist[:, -1].numpy()
+        s = np.asarray(self.trans_[last].todense(), dtype=np.float32)
+        s += _TIE * self.pop_ / max(self.pop_.max(), 1.0)
+        return torch.from_numpy(s)
+
+    def _state(self):
+        return {}, {**_csr_tensors(self.trans_, "trans"), "pop": self.pop_}
+
+    def _restore(self, params, tensors):
+        self.trans_ = _csr_from(tensors, "trans", self.n_items_ + 1)
+        self.pop_ = tensors["pop"]

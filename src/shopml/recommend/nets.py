@@ -1,0 +1,153 @@
+"""The sequence networks of shopml.recommend: SASRec (causal transformer) and Caser (CNN).
+
+Both take left-padded item-index histories ``LongTensor[B, L]`` (0 = padding, items
+``1..n_items``) and return scores over the whole catalogue ``[B, n_items + 1]`` (column 0 is
+the padding column and always ``-inf``). No training code lives here; the estimators in
+:mod:`shopml.recommend.models` own the losses.
+
+Example:
+    >>> import torch
+    >>> net = SASRec(n_items=20, dim=16, max_len=8)
+    >>> net.score(torch.tensor([[0, 0, 3, 4], [1, 2, 3, 4]])).shape
+    torch.Size([2, 21])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SASRec", "Caser"]
+
+
+class _Block(nn.Module):
+    """Pre-LayerNorm transformer block (nanoGPT layout) with a key-padding-aware causal mask."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class SASRec(nn.Module):
+    """SASRec (Kang & McAuley 2018): a causal transformer over the item history.
+
+    Learned absolute positions are aligned to the *end* of the sequence, so a batch trimmed to
+    its longest history gives exactly the scores of the untrimmed one. Input and output item
+    embeddings are tied: fewer parameters and better ranking on sparse catalogues (as in the
+    paper). ``encode`` returns one state per position; the score of the next item at position
+    ``t`` is ``state[t] @ item_emb.T``.
+
+    Example:
+        >>> net = SASRec(n_items=10, dim=8, max_len=5)
+        >>> net.encode(torch.tensor([[0, 1, 2]])).shape
+        torch.Size([1, 3, 8])
+    """
+
+    def __init__(self, n_items: int, dim: int = 64, max_len: int = 50, n_layers: int = 2, n_heads: int = 1,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.n_items, self.max_len = n_items, max_len
+        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, dim)
+        self.emb_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(_Block(dim, n_heads, dropout) for _ in range(n_layers))
+        self.ln = nn.LayerNorm(dim)
+        nn.init.normal_(self.item_emb.weight, std=0.02)
+        nn.init.normal_(self.pos_emb.weight, std=0.02)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """States ``[B, L, dim]`` of a left-padded history ``[B, L]`` (L <= max_len)."""
+        seq = seq[:, -self.max_len :]
+        t = seq.shape[1]
+        pos = torch.arange(self.max_len - t, self.max_len, device=seq.device)
+        x = self.item_emb(seq) * math.sqrt(self.item_emb.embedding_dim) + self.pos_emb(pos)
+        x = self.emb_drop(x)
+        keep = seq != 0
+        causal = torch.ones(t, t, dtype=torch.bool, device=seq.device).tril()
+        # Attend to earlier non-padding items, and always to oneself so no row is empty.
+        mask = (causal & keep[:, None, :]) | torch.eye(t, dtype=torch.bool, device=seq.device)
+        mask = mask[:, None]
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln(x) * keep[..., None]
+
+    def score(self, seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-item scores ``[B, n_items + 1]`` after each history (column 0 = ``-inf``)."""
+        h = self.encode(seq)[:, -1]
+        s = h @ self.item_emb.weight.T
+        s[:, 0] = float("-inf")
+        return s
+
+
+class Caser(nn.Module):
+    """Caser (Tang & Wang 2018): convolutions over the embedding "image" of the last L items.
+
+    Horizontal filters of heights 1..L capture union-level and skip patterns (max-pooled over
+    time); vertical filters take weighted sums of the L embeddings (point-level patterns). The
+    user embedding (row 0 = unknown user, kept at zero) carries the long-term taste.
+
+    Example:
+        >>> net = Caser(n_items=10, n_users=3, dim=8, L=4)
+        >>> net.score(torch.tensor([[0, 1, 2, 3]]), torch.tensor([2])).shape
+        torch.Size([1, 11])
+    """
+
+    def __init__(self, n_items: int, n_users: int, dim: int = 64, L: int = 10, n_h: int = 16, n_v: int = 4,
+                 dropout: float = 0.5):
+        super().__init__()
+        self.n_items, self.L = n_items, L
+        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.user_emb = nn.Embedding(n_users + 1, dim, padding_idx=0)
+        self.conv_v = nn.Conv2d(1, n_v, (L, 1))
+        self.conv_h = nn.ModuleList(nn.Conv2d(1, n_h, (h, dim)) for h in range(1, L + 1))
+        self.fc = nn.Linear(n_v * dim + n_h * L, dim)
+        self.drop = nn.Dropout(dropout)
+        self.out_emb = nn.Embedding(n_items + 1, 2 * dim)
+        self.out_bias = nn.Embedding(n_items + 1, 1)
+        nn.init.normal_(self.item_emb.weight, std=1.0 / dim)
+        nn.init.normal_(self.user_emb.weight, std=1.0 / dim)
+        nn.init.normal_(self.out_emb.weight, std=1.0 / (2 * dim))
+        nn.init.zeros_(self.out_bias.weight)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+            self.user_emb.weight[0].zero_()
+
+    def encode(self, seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, 2*dim]`` query vector from the last L items of ``seq`` and the users (0 = unknown)."""
+        seq = seq[:, -self.L :]
+        if seq.shape[1] < self.L:
+            seq = F.pad(seq, (self.L - seq.shape[1], 0))
+        e = self.item_emb(seq).unsqueeze(1)  # [B, 1, L, d]
+        v = self.conv_v(e).flatten(1)
+        hs = [F.relu(conv(e).squeeze(3)).amax(2) for conv in self.conv_h]
+        z = F.relu(self.fc(self.drop(torch.cat([v, *hs], 1))))
+        if users is None:
+            users = torch.zeros(seq.shape[0], dtype=torch.long, device=seq.device)
+        return torch.cat([z, self.user_emb(users)], 1)
+
+    def logits(self, q: torch.Tensor) -> torch.Tensor:
+        return q @ self.out_emb.weight.T + self.out_bias.weight.T
+
+    def score(self, seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        s = self.logits(self.encode(seq, users))
+        s[:, 0] = float("-inf")
+        return s
