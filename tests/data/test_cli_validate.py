@@ -114,3 +114,15 @@ def test_maps_from_the_command_line(tmp_path, capsys):
     assert code == 2 and "unknown event type 'seen'" in err
     code, out, _ = run(argv + ["--event-map", "seen=view"], capsys)
     assert code == 0 and json.loads(out)["events_by_type"]["view"] == 2
+
+
+def test_benchmark_ingest_smoke(tmp_path, capsys):
+    out = tmp_path / "ingest.json"
+    code, stdout, err = run(["benchmark", "ingest", "--events", "3000", "--out", str(out)], capsys)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    rows = {r["model"]: r for r in doc["rows"]}
+    ingest = rows["ingest+validate (parquet)"]
+    assert ingest["events"] == 3000 and ingest["events_per_second"] > 0 and ingest["peak_rss_mb"] > 0
+    assert rows["build_sequences"]["users"] > 0
+    assert out.with_suffix(".md").exists() and "events_per_second" in stdout

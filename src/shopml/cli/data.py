@@ -49,9 +49,15 @@ def validate_cmd(
     from shopml.data.events import load_events
     from shopml.data.quality import quality_report
 
-    df, warnings = load_events(path, format=format, column_map=_pairs(column_map, "--map"),
-                               event_map=_pairs(event_map, "--event-map"))
-    report = {"path": str(path), "format": format, "valid": True, **quality_report(df, warnings)}
+    maps = {"column_map": _pairs(column_map, "--map"), "event_map": _pairs(event_map, "--event-map")}
+    if json_out:
+        df, warnings = load_events(path, format=format, **maps)
+        report = quality_report(df, warnings)
+    else:
+        with console.status(f"validating {path} ..."):  # a spinner: big logs take seconds
+            df, warnings = load_events(path, format=format, **maps)
+            report = quality_report(df, warnings)
+    report = {"path": str(path), "format": format, "valid": True, **report}
     if json_out:
         print_json(report)
     else:
@@ -126,7 +132,7 @@ def benchmark_ingest(
          "events_per_second": gen["events"] / gen["seconds"], "peak_rss_mb": gen["peak_rss_mb"]},
         *res["rows"],
     ]
-    extra = {"events": events, "threads": threads, "generator": gen["generator"],
+    extra = {"command": "shopml " + " ".join(sys.argv[1:]), "events": events, "threads": threads, "generator": gen["generator"],
              "parquet_mb": gen["parquet_mb"], "target": ">= 1M events/s ingest+validate, peak RSS < 4096 MB"}
     if out:
         write_benchmark(out, f"simulated events ({events:,})", rows, extra)

@@ -10,6 +10,9 @@ Parquet) and the column:
 * an unparsable timestamp or number; an unknown event type with no mapping;
 * a negative price.
 
+Text rows are mapped to lines as "header + row index", which is exact unless a quoted
+field spans several lines (then later lines are reported a little early).
+
 Checks run in bulk with Polars expressions; only when one fails do we go back to find the
 first offending row (the slow, exact path runs on bad files only).
 
