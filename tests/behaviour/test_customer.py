@@ -1,0 +1,114 @@
+"""Customer forecast RNN: planted signal, no-purchase prior, save/load, CLI and holdout scoring."""
+
+import datetime as dt
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from shopml.behaviour.customers import CustomerForecaster, evaluate_holdout, transactions_to_days
+from shopml.errors import DataError, NotFittedError
+
+START = dt.date(2020, 1, 1)
+
+
+def _simulate(n_per_group=120, days=280, seed=0):
+    """Two planted groups: 'hi' buys on ~40% of weeks, 'lo' on ~4%; nobody drops out."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, rate in (("hi", 0.4 / 7), ("lo", 0.04 / 7)):
+        for i in range(n_per_group):
+            first = int(rng.integers(0, 60))
+            buys = first + np.flatnonzero(rng.random(days - first) < rate)
+            for d in sorted({first, *buys.tolist()}):
+                rows.append((f"{g}{i}", START + dt.timedelta(days=d), float(rng.integers(5, 30))))
+    return pl.DataFrame(rows, schema=["customer_id", "date", "dollars"], orient="row")
+
+
+@pytest.fixture(scope="module")
+def tx():
+    return _simulate()
+
+
+@pytest.fixture(scope="module")
+def fitted(tx):
+    cal = tx.filter(pl.col("date") <= START + dt.timedelta(days=195))
+    return CustomerForecaster(hidden=16, epochs=40, n_models=1, n_samples=40, lr=1e-2, batch_size=32,
+                              val_fraction=0.25).fit(
+        cal, calibration_end=START + dt.timedelta(days=195), start=START)
+
+
+def test_planted_rates_are_separated(fitted):
+    f = fitted.forecast(12)
+    hi = f.filter(pl.col("customer_id").str.starts_with("hi"))
+    lo = f.filter(pl.col("customer_id").str.starts_with("lo"))
+    e_hi, e_lo = hi["expected_purchases"].mean(), lo["expected_purchases"].mean()
+    # truth: ~0.4*12 = 4.8 vs ~0.48 purchase-weeks in 12 weeks
+    assert e_hi > 3 * e_lo
+    assert 2.4 < e_hi < 9.6
+    assert hi["p_active"].mean() > lo["p_active"].mean() + 0.3
+
+
+def test_no_purchase_customer_gets_flagged_prior(fitted):
+    f = fitted.forecast(10, customers=["hi0", "ghost"])
+    assert f["prior"].to_list() == [False, True]
+    for c in ("expected_purchases", "median_purchases", "p_active", "bgnbd_expected", "p_alive"):
+        assert f[c].null_count() == 0 and np.isfinite(f[c].to_numpy()).all()
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    again = CustomerForecaster.load(tmp_path / "m")
+    a, b = fitted.forecast(8), again.forecast(8)
+    assert a["customer_id"].to_list() == b["customer_id"].to_list()
+    np.testing.assert_allclose(a["expected_purchases"].to_numpy(), b["expected_purchases"].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(a["p_alive"].to_numpy(), b["p_alive"].to_numpy())
+
+
+def test_not_fitted_and_bad_input(tmp_path):
+    with pytest.raises(NotFittedError):
+        CustomerForecaster().forecast(5)
+    with pytest.raises(NotFittedError):
+        CustomerForecaster().save(tmp_path / "x")
+    with pytest.raises(DataError):
+        transactions_to_days(pl.DataFrame({"who": ["a"], "date": [START]}))
+
+
+def test_holdout_scores_and_curve(fitted, tx):
+    ids, day, _, _ = transactions_to_days(tx, start=START)
+    ev = evaluate_holdout(fitted, ids, day, holdout_end=195 + 7 * 12, n_bgnbd_samples=20)
+    curve = ev["curve"]
+    assert len(curve["week"]) == len(curve["actual"]) == len(curve["rnn"]) == len(curve["bgnbd"]) == 12
+    assert np.all(np.diff(curve["actual"]) >= 0) and curve["actual"][-1] == ev["actual_total"]
+    for m in ("rnn", "bgnbd"):
+        assert all(np.isfinite(v) for v in ev[m].values())
+
+
+def test_cli_fit_forecast_json(tmp_path, capsys):
+    from shopml.cli import main
+
+    rows = [" 00001 19970101  1   11.77", " 00001 19970301  2   20.00", " 00002 19970112  1   12.00",
+            " 00002 19970112  5   77.00", " 00003 19970102  2   20.76", " 00003 19970502  1   9.00"]
+    data = tmp_path / "cd.txt"
+    data.write_text("\n".join(rows) + "\n")
+    main(["customers", "fit", str(data), "--out", str(tmp_path / "m"), "--epochs", "2", "--n-models", "1", "--json"])
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["customers"] == 3 and set(fit["bgnbd"]) == {"r", "alpha", "a", "b"}
+    main(["customers", "forecast", str(tmp_path / "m"), "--weeks", "4", "--customer", "00001",
+          "--customer", "nobody", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert [r["prior"] for r in out["rows"]] == [False, True]
+    assert "00001" not in json.dumps(json.loads((tmp_path / "m" / "model.json").read_text()))  # pseudonymized
+
+
+def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys):
+    from shopml.cli import main
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text(" 00001 19970101 1 11.77\n 00002 1997x112 1 12.00\n")
+    with pytest.raises(SystemExit) as e:
+        main(["customers", "fit", str(bad), "--out", str(tmp_path / "m")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "row 2" in err
