@@ -40,6 +40,7 @@ def error_of(path, **kw) -> DataError:
     ("long.csv", HEADER + GOOD + "u1,i1,1700000000,view,2,extra\n", 5, None, "too many fields"),
     ("unknown.csv", HEADER + GOOD + "u1,i1,1700000000,refund,2\n", 5, "event_type", "unknown event type"),
     ("nouser.csv", HEADER + ",i1,1700000000,view,2\n", 2, "user_id", "missing value"),
+    ("blankitem.csv", HEADER + GOOD + "u1,  ,1700000000,view,2\n", 5, "item_id", "missing value"),
 ])
 def test_text_errors(tmp_path, name, text, row, column, words):
     err = error_of(write(tmp_path, name, text))

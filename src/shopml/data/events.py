@@ -260,6 +260,11 @@ def map_event_types(df: pl.DataFrame, source: Source, event_map: dict) -> tuple[
     """Map raw event names to view/cart/purchase (``event_map`` first, case-sensitive,
     then ``DEFAULT_EVENT_MAP`` on the lower-cased name). Only distinct names are looked up.
     Names mapped to None are dropped; an unmapped name raises DataError at its first row.
+
+    Example:
+        >>> df = pl.DataFrame({"event_type": ["pv", "Buy", "fav"]})
+        >>> map_event_types(df, Source(), {"fav": None})[0]["event_type"].to_list()
+        ['view', 'purchase']
     """
     bad_targets = {k: v for k, v in event_map.items() if v is not None and v not in EVENT_TYPES}
     if bad_targets:

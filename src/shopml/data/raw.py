@@ -175,7 +175,11 @@ def _read_events_file(path: Path) -> RawTable:
 
 
 def read_taobao(path) -> RawTable:
-    """Taobao UserBehavior CSV (no header): user, item, category, behavior, unix seconds."""
+    """Taobao UserBehavior CSV (no header): user, item, category, behavior, unix seconds.
+
+    Example:
+        >>> read_raw("UserBehavior.csv", "taobao").df.columns  # doctest: +SKIP
+    """
     path = Path(path)
     check_text_file(path)
     names = ["user_id", "item_id", "category", "event_type", "timestamp"]
@@ -184,7 +188,11 @@ def read_taobao(path) -> RawTable:
 
 
 def read_otto(path) -> RawTable:
-    """OTTO sessions JSONL: one session per line with its events (aid, ts in ms, type)."""
+    """OTTO sessions JSONL: one session per line with its events (aid, ts in ms, type).
+
+    Example:
+        >>> read_raw("train.jsonl", "otto").df.columns  # doctest: +SKIP
+    """
     path = Path(path)
     df = _read_jsonl(path)
     source = Source(str(path), first_line=1, line_col="_line")
@@ -214,7 +222,11 @@ def read_otto(path) -> RawTable:
 
 
 def read_yoochoose_clicks(path) -> RawTable:
-    """YOOCHOOSE clicks: ``SessionId<TAB>ItemId<TAB>Time`` or the original comma format."""
+    """YOOCHOOSE clicks: ``SessionId<TAB>ItemId<TAB>Time`` or the original comma format.
+
+    Example:
+        >>> read_raw("yoochoose-clicks.dat", "yoochoose-clicks").df.columns  # doctest: +SKIP
+    """
     path = Path(path)
     check_text_file(path)
     first = _sniff_first_line(path)
@@ -237,7 +249,11 @@ def read_yoochoose_clicks(path) -> RawTable:
 
 
 def read_diginetica_views(path) -> RawTable:
-    """DIGINETICA item views: ``session_id;user_id;item_id;timeframe;eventdate``."""
+    """DIGINETICA item views: ``session_id;user_id;item_id;timeframe;eventdate``.
+
+    Example:
+        >>> read_raw("train-item-views.csv", "diginetica-views").df.columns  # doctest: +SKIP
+    """
     path = Path(path)
     check_text_file(path)
     df = _read_csv(path, ";", has_header=True)

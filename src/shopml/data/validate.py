@@ -45,7 +45,7 @@ import polars as pl
 
 from shopml.errors import DataError
 
-__all__ = ["REQUIRED", "EVENT_TYPES", "Source", "validate_events", "order_and_warn", "check_text_file", "check_canonical"]
+__all__ = ["REQUIRED", "EVENT_TYPES", "Source", "validate_events", "check_canonical"]
 
 REQUIRED = ("user_id", "item_id", "timestamp", "event_type")
 EVENT_TYPES = ("view", "cart", "purchase")
@@ -188,11 +188,21 @@ def check_columns(columns, source: Source, required=REQUIRED) -> None:
 
 def check_canonical(df: pl.DataFrame, source: Source | None = None) -> None:
     """Raise DataError for missing values in required columns, unknown event types and
-    negative prices in a frame that already has canonical column names and dtypes."""
+    negative prices in a frame that already has canonical column names and dtypes.
+
+    Example:
+        >>> df = pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "timestamp": [1], "event_type": ["click"]})
+        >>> check_canonical(df, Source("e.csv", first_line=2))
+        Traceback (most recent call last):
+        shopml.errors.DataError: e.csv: row 2, column 'event_type': unknown event type 'click' (expected view, cart, purchase)
+    """
     source = source or Source()
     check_columns(df.columns, source)
     for col in REQUIRED:
-        idx = first_true(df, pl.col(col).is_null())
+        empty = pl.col(col).is_null()
+        if df.schema[col] == pl.String:
+            empty = empty | (pl.col(col) == "")
+        idx = first_true(df, empty)
         if idx is not None:
             raise source.error(df, idx, col, "missing value")
     idx = first_true(df, ~pl.col("event_type").is_in(EVENT_TYPES))
