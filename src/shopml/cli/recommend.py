@@ -172,6 +172,7 @@ def benchmark_cmd(
     models: str = typer.Option(",".join(MODELS), "--models"),
     threads: int = typer.Option(2, "--threads"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="cap epochs (for quick runs)"),
+    append: bool = typer.Option(False, "--append", help="keep rows of other models already in --out"),
 ):
     """Train and evaluate every model on a leave-one-out split; rows per model and protocol."""
     import torch
@@ -180,8 +181,9 @@ def benchmark_cmd(
 
     torch.set_num_threads(threads)
     seqs = read_sequences(data)
-    rows = []
-    for name in [m.strip() for m in models.split(",") if m.strip()]:
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    rows = _kept_rows(out, names) if append else []
+    for name in names:
         t0 = time.perf_counter()
         m, (_, _, test, train_valid) = fit_model(name, seqs, progress=True, threads=threads, epochs=epochs)
         train_s = time.perf_counter() - t0
@@ -200,6 +202,14 @@ def benchmark_cmd(
                          "seconds_per_epoch": train_s / n_ep if n_ep else None, "eval_seconds": eval_s,
                          "peak_rss_mb": peak_rss_mb()})
         write_benchmark(out, data.name, rows, extra={"threads": threads, "protocol_note": _NOTE})
+
+
+def _kept_rows(out: Path, names: list[str]) -> list[dict]:
+    import json
+
+    if not Path(out).is_file():
+        return []
+    return [r for r in json.loads(Path(out).read_text()).get("rows", []) if r.get("model") not in names]
 
 
 _NOTE = ("leave-one-out, full ranking over every item; A excludes history items, B excludes nothing; "

@@ -107,8 +107,8 @@ class SASRecRecommender(_NeuralRecommender):
     kind = "recommend.sasrec"
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_layers: int = 2, n_heads: int = 1,
-                 dropout: float = 0.5, epochs: int = 200, lr: float = 1e-3, weight_decay: float = 0.0,
-                 batch_size: int = 128, patience: int = 10, loss: str = "ce", n_negatives: int = 1024,
+                 dropout: float = 0.5, epochs: int = 200, lr: float = 2e-3, weight_decay: float = 0.0,
+                 batch_size: int = 256, patience: int = 3, loss: str = "ce", n_negatives: int = 1024,
                  seed: int = 0, threads: int | None = 2, checkpoint_dir: str | None = None,
                  progress: bool = True):
         self.dim, self.max_len, self.n_layers, self.n_heads, self.dropout = dim, max_len, n_layers, n_heads, dropout
@@ -161,8 +161,8 @@ class CaserRecommender(_NeuralRecommender):
     kind = "recommend.caser"
 
     def __init__(self, dim: int = 64, L: int = 10, n_h: int = 16, n_v: int = 4, dropout: float = 0.5,
-                 epochs: int = 100, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 256,
-                 patience: int = 5, loss: str = "ce", n_negatives: int = 1024, seed: int = 0,
+                 epochs: int = 100, lr: float = 2e-3, weight_decay: float = 0.0, batch_size: int = 256,
+                 patience: int = 3, loss: str = "ce", n_negatives: int = 1024, seed: int = 0,
                  threads: int | None = 2, checkpoint_dir: str | None = None, progress: bool = True):
         self.dim, self.L, self.n_h, self.n_v, self.dropout = dim, L, n_h, n_v, dropout
         self.epochs, self.lr, self.weight_decay, self.batch_size, self.patience = (

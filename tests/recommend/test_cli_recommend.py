@@ -1,0 +1,63 @@
+"""`shopml recommend fit|evaluate|predict` and `shopml benchmark recommend` on a tiny file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from shopml.cli import main
+
+
+@pytest.fixture()
+def beauty_like(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = []
+    for u in range(80):
+        start = int(rng.integers(1, 20))
+        lines.append(" ".join([str(u + 1)] + [str((start + j) % 20 + 1) for j in range(int(rng.integers(3, 8)))]))
+    path = tmp_path / "tiny.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run(capsys, *argv):
+    with pytest.raises(SystemExit) as e:
+        main(list(argv))
+    return e.value.code, capsys.readouterr()
+
+
+def test_fit_evaluate_predict_json(beauty_like, tmp_path, capsys):
+    model = tmp_path / "m"
+    main(["recommend", "fit", "--data", str(beauty_like), "--model", "markov", "--out", str(model), "--json"])
+    assert json.loads(capsys.readouterr().out)["model"] == "markov"
+    main(["recommend", "evaluate", "--model", str(model), "--data", str(beauty_like), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert res["A"]["hr@10"] > 0.9  # successors are deterministic (i -> i+1) in this file
+    main(["recommend", "predict", "--model", str(model), "--items", "3,4,nope", "--k", "2", "--explain", "--json"])
+    recs = json.loads(capsys.readouterr().out)["recommendations"]
+    assert recs[0]["item_id"] == "5" and recs[0]["because"][0]["item_id"] == "4"
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\n")
+    code, out = _run(capsys, "recommend", "fit", "--data", str(bad), "--model", "pop", "--out", str(tmp_path / "m"))
+    assert code == 2 and out.err.count("\n") == 1 and "Traceback" not in out.err
+    code, out = _run(capsys, "recommend", "fit", "--data", str(tmp_path / "tiny.txt"), "--model", "nope",
+                     "--out", str(tmp_path / "m"))
+    assert code == 2
+
+
+def test_benchmark_rows(beauty_like, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    main(["benchmark", "recommend", "--data", str(beauty_like), "--out", str(out), "--models", "pop,markov,sasrec",
+          "--epochs", "1"])
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["protocol"]) for r in rows] == [(m, p) for m in ("pop", "markov", "sasrec")
+                                                           for p in ("A", "B")]
+    for key in ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr@10", "epochs", "train_seconds", "seconds_per_epoch",
+                "eval_seconds", "peak_rss_mb"):
+        assert key in rows[0]
+    assert out.with_suffix(".md").exists()
