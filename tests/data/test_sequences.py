@@ -121,6 +121,9 @@ def test_sessionize_by_hand_keeps_existing_ids():
     assert sessionize(given_ids)["session_id"].to_list() == ["s1", "u:0", "u:1", "s9"]
     with pytest.raises(ConfigError):
         sessionize(ev, gap="soon")
+    with pytest.raises(DataError) as e:
+        sessionize(ev.with_columns(user_id=pl.Series(["u", None, "u", "v"])))
+    assert (e.value.row, e.value.column) == (2, "user_id")
 
 
 # --------------------------------------------------------------------------- references

@@ -358,6 +358,9 @@ def sessionize(events: pl.DataFrame, gap="30m") -> pl.DataFrame:
         >>> sessionize(ev)["session_id"].to_list()
         ['u:0', 'u:0', 'u:1']
     """
+    if "user_id" in events.columns and events["user_id"].null_count():
+        row = int(events["user_id"].is_null().arg_max())
+        raise DataError("user_id is missing", row=row + 1, column="user_id")
     df, _ = _sorted_events(events, "user_id")
     step = _gap(gap)
     new = (
