@@ -129,3 +129,23 @@ def test_torchrun_two_processes_reach_single_process_quality(tmp_path):
     _, one = _run(tmp_path, "one", "", crash_at=0, epochs=6)
     assert two["best"] > 0.6 and one["best"] > 0.6
     assert abs(two["best"] - one["best"]) < 0.08
+
+
+def test_plateau_restores_best_then_decays_lr():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    scores = iter([0.1, 0.5, 0.3, 0.2, 0.6, 0.4, 0.3, 0.9])
+    snapshots = {}
+
+    def validate(m):
+        snapshots[len(snapshots) + 1] = m.weight.detach().clone()
+        return {"ndcg@10": next(scores)}
+
+    loss = lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1])  # noqa: E731
+    res = train(net, loss, IndexBatches(x, y), validate=validate,
+                config=TrainConfig(epochs=8, lr=0.05, batch_size=16, patience=2, lr_decay=0.3, max_decays=1,
+                                   progress=False))
+    assert [r.get("lr") for r in res.history][3] == pytest.approx(0.015)
+    assert res.best_epoch == 5 and len(res.history) == 7
+    assert torch.equal(net.weight, snapshots[5])

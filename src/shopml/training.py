@@ -7,7 +7,10 @@ There is no Trainer hierarchy. A job hands :func:`train` a ``torch.nn.Module``, 
 * shuffles with a generator seeded by ``seed + epoch`` and reseeds torch with the same value at
   the start of every epoch, so an epoch's batches and dropout masks depend only on
   ``(seed, epoch)``. That is what makes resume-after-``kill -9`` land on identical weights;
-* early-stops on ``config.monitor`` (higher is better) and restores the best weights;
+* early-stops on ``config.monitor`` (higher is better) and restores the best weights; with
+  ``max_decays > 0`` a plateau of ``patience`` epochs first restores the best weights and
+  multiplies the learning rate by ``lr_decay`` (at most ``max_decays`` times), the cheap way to
+  get the last few percent after a fast, high-learning-rate start;
 * writes a checkpoint folder after every epoch, atomically (``checkpoint_dir/last``):
   ``weights.safetensors`` (model), ``best.safetensors`` (best model so far),
   ``optim.safetensors`` (AdamW moment tensors) and ``state.json`` (epoch, history, optimizer
@@ -69,6 +72,9 @@ class TrainConfig:
     threads: int | None = 2
     resume: bool = True
     validate_every: int = 1
+    lr_decay: float = 1.0
+    max_decays: int = 0
+    max_seconds: float | None = None
 
 
 @dataclass
@@ -83,6 +89,7 @@ class TrainResult:
     seconds_to_best: float = 0.0
     stopped_early: bool = False
     resumed_from: int = 0
+    out_of_time: bool = False
 
     @property
     def epochs(self) -> int:
@@ -192,6 +199,9 @@ def train(
         row["seconds"] = time.perf_counter() - t0
         state.history.append(row)
         _update_best(state, model, row, cfg, validate is not None, epoch)
+        if validate is not None and state.bad_epochs >= max(cfg.patience, 1) and state.decays < cfg.max_decays:
+            _decay(state, model, opt, cfg)
+            row["lr"] = opt.param_groups[0]["lr"]
         state.epoch, state.seconds = epoch, row["seconds"]
         if rank == 0 and cfg.progress:
             _print_row(row, cfg.monitor)
@@ -199,12 +209,16 @@ def train(
             _save_checkpoint(ckpt, model, opt, state, cfg)
         if world > 1:
             torch.distributed.barrier()
+        if cfg.max_seconds is not None and state.seconds >= cfg.max_seconds:
+            state.out_of_time = True
+            break  # a wall-time budget, same on every rank (rank 0's clock would diverge: use ours)
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
     result.history, result.best_epoch, result.best_score = state.history, state.best_epoch, state.best_score
     result.seconds = time.perf_counter() - t0
     result.seconds_to_best = state.seconds_to_best
     result.stopped_early = state.epoch < cfg.epochs
+    result.out_of_time = state.out_of_time
     return result
 
 
@@ -223,6 +237,18 @@ class _LoopState:
     seconds: float = 0.0
     seconds_to_best: float = 0.0
     best_weights: dict | None = None
+    decays: int = 0
+    out_of_time: bool = False
+
+
+def _decay(state: _LoopState, model, opt, cfg: TrainConfig) -> None:
+    """Plateau: go back to the best weights and continue with a smaller learning rate."""
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    for g in opt.param_groups:
+        g["lr"] *= cfg.lr_decay
+    state.decays += 1
+    state.bad_epochs = 0
 
 
 def _run_epoch(model, loss_fn, batches, opt, cfg, epoch, rank, world) -> float:
@@ -354,6 +380,7 @@ def _save_checkpoint(path: Path, model, opt, state: _LoopState, cfg: TrainConfig
         "best_epoch": state.best_epoch,
         "best_score": state.best_score,
         "bad_epochs": state.bad_epochs,
+        "decays": state.decays,
         "seconds": state.seconds,
         "seconds_to_best": state.seconds_to_best,
         "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": opt_scalars},
@@ -407,6 +434,7 @@ def _load_checkpoint(path: Path, model, opt) -> _LoopState:
         best_epoch=doc["best_epoch"],
         best_score=doc["best_score"],
         bad_epochs=doc["bad_epochs"],
+        decays=doc.get("decays", 0),
         seconds=doc["seconds"],
         seconds_to_best=doc["seconds_to_best"],
         best_weights=load_file(str(best)) if best.is_file() else None,
