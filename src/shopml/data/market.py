@@ -51,8 +51,8 @@ class MarketTruth:
 
     def log_demand(self, frame: pl.DataFrame, price=None) -> np.ndarray:
         """Expected log units (without the idiosyncratic noise) of each row at ``price``."""
-        item = frame["item"].to_numpy()
-        store = frame["store"].to_numpy()
+        item = frame["item"].cast(pl.Int64).to_numpy()
+        store = frame["store"].cast(pl.Int64).to_numpy()
         price = frame["price"].to_numpy() if price is None else np.asarray(price, dtype=float)
         return (
             self.item_effect[item]

@@ -24,7 +24,7 @@ from shopml.errors import DataError, NotFittedError
 from shopml.pricing.nets import MonotoneDemandNet
 from shopml.training import IndexBatches, TrainConfig, train
 
-__all__ = ["NeuralDemand"]
+__all__ = ["NeuralDemand", "save_demand", "load_demand"]
 
 _EVAL_BATCH = 65536
 
@@ -87,7 +87,7 @@ class NeuralDemand:
             if not (y > 0).all():
                 raise DataError("units must be positive to take logs", column=self.y)
             y = np.log(y)
-        return torch.as_tensor(y, dtype=torch.float32)
+        return torch.tensor(y, dtype=torch.float32)
 
     def _new_net(self) -> MonotoneDemandNet:
         cards = [len(self.vocab_[c]) + 1 for c in self.categorical]
@@ -113,6 +113,8 @@ class NeuralDemand:
             idx = rng.choice(tr, len(tr), replace=True) if self.bootstrap and self.n_members > 1 else tr
             torch.manual_seed(self.seed + k)
             net = self._new_net()
+            with torch.no_grad():  # start at the mean log units: no epochs spent learning the level
+                net.level.bias.fill_(float(y[idx].mean()))
             vt = (cats[va], nums[va], s[va], y[va])
             res = train(net, _mse_loss, IndexBatches(cats[idx], nums[idx], s[idx], y[idx]),
                         validate=lambda m, vt=vt: {"neg_mse": -float(_mse_loss(m, vt))},
@@ -134,9 +136,9 @@ class NeuralDemand:
         key = data[self.item].cast(pl.Utf8).to_numpy()[order]
         _, first = np.unique(key, return_index=True)
         keep = pl.DataFrame({"k": key, "i": order}).with_columns(pl.int_range(pl.len()).over("k").alias("r"))
-        rows = keep.filter(pl.col("r") < per_item)["i"].to_numpy()
+        rows = torch.tensor(keep.filter(pl.col("r") < per_item)["i"].to_numpy())
         self.ref_cats_, self.ref_nums_ = cats[rows], nums[rows]
-        self.ref_item_ = data[self.item].cast(pl.Utf8).to_numpy()[rows].astype(str)
+        self.ref_item_ = data[self.item].cast(pl.Utf8).to_numpy()[rows.numpy()].astype(str)
 
     def _require_fit(self) -> None:
         if not hasattr(self, "members_"):
@@ -219,7 +221,61 @@ class NeuralDemand:
                 "elasticity_high": np.quantile(e, 0.95, 0), "units": q.mean(0), "units_low": np.quantile(q, 0.05, 0),
                 "units_high": np.quantile(q, 0.95, 0)}
 
+    def save(self, path) -> None:
+        """Write the fitted ensemble to a model folder (JSON + safetensors)."""
+        save_demand(self, path)
+
+    @classmethod
+    def load(cls, path) -> "NeuralDemand":
+        """Read a model folder written by :meth:`save`."""
+        return load_demand(path)
+
 
 def _mse_loss(model, batch) -> torch.Tensor:
     cats, nums, s, y = batch
     return torch.nn.functional.mse_loss(model(cats, nums, s), y)
+
+
+_KIND = "pricing.neural_demand"
+_PARAMS = ["price", "y", "y_is_log", "categorical", "numeric", "item", "n_members", "bootstrap", "epochs",
+           "batch_size", "lr", "weight_decay", "dim", "hidden", "price_units", "patience", "seed", "threads",
+           "progress"]
+
+
+def save_demand(model: NeuralDemand, path) -> None:
+    """Save a fitted :class:`NeuralDemand` as model.json + safetensors (no pickle)."""
+    from shopml.artifacts import write_model_dir
+
+    model._require_fit()
+    tensors = {f"m{k}.{name}": t.detach().numpy() for k, net in enumerate(model.members_)
+               for name, t in net.state_dict().items()}
+    tensors.update(ref_cats=model.ref_cats_.numpy(), ref_nums=model.ref_nums_.numpy(),
+                   num_mean=np.asarray(model.num_mean_, dtype=float), num_std=np.asarray(model.num_std_, dtype=float))
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k in _PARAMS for v in [getattr(model, k)]}
+    meta = {"vocab": model.vocab_, "ref_item": model.ref_item_.tolist(), "price_mu": model.price_mu_,
+            "price_sd": model.price_sd_, "sigma2": model.sigma2_, "holdout_rmse": model.holdout_rmse_,
+            "n_members": len(model.members_)}
+    write_model_dir(path, kind=_KIND, params=params, tensors=tensors, meta=meta)
+
+
+def load_demand(path) -> NeuralDemand:
+    """Load a model written by :func:`save_demand`."""
+    from shopml.artifacts import read_model_dir
+
+    md = read_model_dir(path, kind=_KIND)
+    model = NeuralDemand(**md.params)
+    model.vocab_ = md.meta["vocab"]
+    model.price_mu_, model.price_sd_ = md.meta["price_mu"], md.meta["price_sd"]
+    model.sigma2_, model.holdout_rmse_ = md.meta["sigma2"], md.meta["holdout_rmse"]
+    model.num_mean_, model.num_std_ = md.tensors["num_mean"], md.tensors["num_std"]
+    model.ref_cats_ = torch.tensor(md.tensors["ref_cats"], dtype=torch.long)
+    model.ref_nums_ = torch.tensor(md.tensors["ref_nums"], dtype=torch.float32)
+    model.ref_item_ = np.array(md.meta["ref_item"], dtype=str)
+    model.members_ = []
+    for k in range(md.meta["n_members"]):
+        net = model._new_net()
+        prefix = f"m{k}."
+        net.load_state_dict({n[len(prefix):]: torch.tensor(v) for n, v in md.tensors.items() if n.startswith(prefix)})
+        net.eval()
+        model.members_.append(net)
+    return model

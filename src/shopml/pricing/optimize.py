@@ -97,7 +97,7 @@ def candidate_prices(*, current_price=None, cost=None, constraints=Constraints()
     else:
         if not math.isfinite(hi):
             ref = current_price or cost or lo
-            hi = max(lo, ref) * 3.0  # no upper bound given: search up to 3x the reference
+            hi = max(lo, ref) * 3.0 + 1.0  # no upper bound: search to 3x the reference (+1: any ending fits)
         if c.endings is not None:
             base = np.arange(math.floor(lo) - 1, math.ceil(hi) + 1, dtype=float)
             raw = np.round((base[:, None] + np.asarray(c.endings, dtype=float)[None, :]).ravel(), 2)
@@ -138,19 +138,19 @@ def _solve(curve_fn, current_price, cost, constraints, objective, grid_step):
 
 
 def optimize_price(demand, context, *, current_price=None, cost=None, constraints=Constraints(),
-                   objective="profit", grid_step=0.01) -> dict:
+                   objective="profit", grid_step=0.01, explain=True) -> dict:
     """Best feasible price for one item (or item x store) whose context rows are ``context``.
 
     Returns plain numbers and arrays: ``price``, ``units``/``revenue``/``profit`` with
     ``_low``/``_high`` (5-95% across the demand ensemble), the model's values at
     ``current_price``, ``binding`` constraint names and ``curve`` (prices, units, revenue, profit
-    and bands) for plots.
+    and bands) for plots. ``explain=False`` skips the binding analysis (faster).
     """
     fn = lambda p: demand.curve(context, p)  # noqa: E731
-    return _decide(fn, current_price, cost, constraints, objective, grid_step)
+    return _decide(fn, current_price, cost, constraints, objective, grid_step, explain)
 
 
-def _decide(fn, current_price, cost, constraints, objective, grid_step) -> dict:
+def _decide(fn, current_price, cost, constraints, objective, grid_step, explain=True) -> dict:
     prices, units, value, best = _solve(fn, current_price, cost, constraints, objective, grid_step)
     p = float(prices[best])
     revenue = prices[None, :] * units
@@ -163,7 +163,8 @@ def _decide(fn, current_price, cost, constraints, objective, grid_step) -> dict:
         now = np.asarray(fn(np.array([current_price])), dtype=float)[:, 0]
         out["current_units"] = float(now.mean())
         out["current_value"] = float(_objective(np.array([current_price]), now[:, None], cost, objective).mean())
-    out["binding"] = _binding(fn, current_price, cost, constraints, objective, grid_step, float(value.mean(0)[best]))
+    if explain:  # which constraints bind: one re-solve per active constraint
+        out["binding"] = _binding(fn, current_price, cost, constraints, objective, grid_step, float(value.mean(0)[best]))
     out["curve"] = {"prices": prices, "units": units.mean(0), "units_low": np.quantile(units, 0.05, 0),
                     "units_high": np.quantile(units, 0.95, 0), "revenue": revenue.mean(0)}
     if profit is not None:
