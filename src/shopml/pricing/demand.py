@@ -50,7 +50,7 @@ class NeuralDemand:
 
     # ---------------------------------------------------------------- encoding
     def _check(self, data: pl.DataFrame, need_y: bool) -> None:
-        cols = [self.price, *self.categorical, *self.numeric] + ([self.y] if need_y else [])
+        cols = [self.price, *self.categorical, *self.numeric] + ([self.y, self.item] if need_y else [])
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise DataError(f"missing column(s) {missing}", column=missing[0])
@@ -134,7 +134,6 @@ class NeuralDemand:
         """Remember a few context rows per item: :meth:`elasticity_curve` averages over them."""
         order = rng.permutation(data.height)
         key = data[self.item].cast(pl.Utf8).to_numpy()[order]
-        _, first = np.unique(key, return_index=True)
         keep = pl.DataFrame({"k": key, "i": order}).with_columns(pl.int_range(pl.len()).over("k").alias("r"))
         rows = torch.tensor(keep.filter(pl.col("r") < per_item)["i"].to_numpy())
         self.ref_cats_, self.ref_nums_ = cats[rows], nums[rows]

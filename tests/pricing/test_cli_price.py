@@ -1,0 +1,65 @@
+"""CLI: price commands and the two pricing benchmarks, in-process."""
+
+import json
+
+import pytest
+
+from shopml.cli import main
+
+
+def run(argv, capsys):
+    main(argv)
+    return capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def panels(tmp_path_factory):
+    from shopml.data.market import simulate_market
+    from shopml.pricing.panel import oj_layout
+
+    d = tmp_path_factory.mktemp("panels")
+    m = simulate_market(6, 8, 30, seed=0)
+    m.panel.write_csv(d / "market.csv")
+    oj_layout(m.panel).write_csv(d / "oj.csv")
+    return d
+
+
+def test_benchmark_pricing_rows(panels, tmp_path, capsys):
+    out = tmp_path / "pricing.json"
+    run(["benchmark", "pricing", "--data", str(panels / "oj.csv"), "--out", str(out), "--folds", "2",
+         "--epochs", "2", "--members", "1"], capsys)
+    doc = json.loads(out.read_text())
+    models = {(r["model"], r["brand"]) for r in doc["rows"]}
+    assert {("naive", "all"), ("dml", "all"), ("naive_by_brand", "p0"), ("neural", "p5"), ("dml", "p3")} <= models
+    assert all("elasticity" in r and "se" in r for r in doc["rows"])
+    assert "caveat" in doc["montgomery"] and abs(doc["montgomery"]["profit_change"]) < 1
+    assert out.with_suffix(".md").exists()
+
+
+def test_elasticity_json_and_bad_file(panels, tmp_path, capsys):
+    doc = json.loads(run(["price", "elasticity", str(panels / "market.csv"), "--method", "iv", "--instrument",
+                          "cost_shifter", "--fe", "item", "--json"], capsys))
+    assert doc["method"] == "iv" and doc["ci_low"] < doc["estimate"] < doc["ci_high"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("store,brand,week\n1,a,1\n")
+    with pytest.raises(SystemExit) as e:
+        main(["benchmark", "pricing", "--data", str(bad), "--out", str(tmp_path / "x.json")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "missing column" in err and "Traceback" not in err
+
+
+def test_fit_then_optimize(panels, tmp_path, capsys):
+    model = tmp_path / "demand"
+    run(["price", "fit", str(panels / "market.csv"), "--out", str(model), "--numeric", "promo,income",
+         "--members", "2", "--epochs", "2", "--json"], capsys)
+    doc = json.loads(run(["price", "optimize", "--model", str(model), "--data", str(panels / "market.csv"),
+                          "--item", "1", "--store", "2", "--cost", "2.0", "--max-change", "0.1",
+                          "--endings", "0.99,0.49", "--json"], capsys))
+    assert round(doc["price"] % 1, 2) in (0.99, 0.49)
+    assert abs(doc["price"] / doc["current_price"] - 1) <= 0.1
+    assert len(doc["curve"]["prices"]) == len(doc["curve"]["profit"])
+    with pytest.raises(SystemExit) as e:
+        main(["price", "optimize", "--model", str(model), "--data", str(panels / "market.csv"), "--item", "1",
+              "--cost", "2.0", "--min-price", "100", "--max-change", "0.1"])
+    assert e.value.code == 2 and "no price satisfies" in capsys.readouterr().err
