@@ -100,9 +100,16 @@ class FitResult:
 
 
 def fit_all(events: pl.DataFrame, out, *, config: FitConfig | None = None, jobs=JOBS,
-            quality: dict | None = None, log: Callable[[str], None] | None = None) -> FitResult:
+            quality: dict | None = None, price_panel: pl.DataFrame | None = None, price_truth=None,
+            session_truth: pl.DataFrame | None = None, log: Callable[[str], None] | None = None) -> FitResult:
     """Train every job in ``jobs`` the (canonical, pseudonymized) ``events`` support, then
-    save the run to ``out`` atomically. ``quality`` is the data-quality report to embed."""
+    save the run to ``out`` atomically. ``quality`` is the data-quality report to embed.
+
+    Pricing uses ``price_panel`` (item × store × week rows: price, log_units, optional
+    controls, in the layout of :func:`shopml.data.market.simulate_market`) when given, else
+    the weekly purchase panel implied by the events; ``price_truth`` (true elasticities)
+    adds the estimation error to the metrics; ``session_truth`` (session_id, propensity)
+    adds the true propensity's AUC beside the intent model's."""
     import torch
 
     cfg = config or FitConfig()
@@ -114,7 +121,9 @@ def fit_all(events: pl.DataFrame, out, *, config: FitConfig | None = None, jobs=
     for job in jobs:
         t0 = time.perf_counter()
         try:
-            res = fitters[job](events, cfg, log)
+            extra = {"pricing": {"panel": price_panel, "truth": price_truth},
+                     "sessions": {"truth": session_truth}}.get(job, {})
+            res = fitters[job](events, cfg, log, **extra)
         except Skip as why:
             skipped.append({"job": job, "reason": str(why)})
             log(f"[{job}] skipped: {why}")
@@ -192,12 +201,9 @@ def _fit_recommend(events: pl.DataFrame, cfg: FitConfig, log) -> JobResult:
 
 def _serve_full_histories(model, seqs) -> None:
     """Serve known users from their whole history: the model was fitted on the
-    leave-one-out training part (all but the last two items), evaluation is done, and at
-    serving time the latest items matter most. The item map is the same by construction."""
-    model.hist_indptr_ = np.asarray(seqs.indptr, dtype=np.int64)
-    model.hist_items_ = np.asarray(seqs.items, dtype=np.int64)
-    model.user_ids_ = [str(u) for u in seqs.user_ids]
-    model._build_lookups()
+    leave-one-out training part and evaluation is done; at serving time the latest items
+    matter most (same item map by construction)."""
+    model.set_histories(seqs)
 
 
 def _recommend_samples(model, n: int) -> list[dict]:
@@ -214,20 +220,25 @@ def _recommend_samples(model, n: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- sessions
+def _with_sessions(events: pl.DataFrame) -> pl.DataFrame:
+    if "session_id" not in events.columns or events["session_id"].null_count() > 0:
+        events = _need("shopml.data.sequences").sessionize(events)  # fills missing ids by a 30-min gap
+    return events
+
+
 def _session_lists(events: pl.DataFrame) -> pl.DataFrame:
-    if "session_id" not in events.columns or events["session_id"].null_count() == events.height:
-        seq_mod = _need("shopml.data.sequences")
-        events = seq_mod.sessionize(events)
     cols = [pl.col("item_id").alias("items"), pl.col("event_type").alias("types"),
             pl.col("timestamp").min().alias("start")]
+    events = events.filter(pl.col("event_type") != "purchase")  # next-click sequences: views and carts
     return (events.sort(["session_id", "timestamp"], maintain_order=True)
             .group_by("session_id", maintain_order=True).agg(cols)
             .filter(pl.col("items").list.len() >= 2).sort("start"))
 
 
-def _fit_sessions(events: pl.DataFrame, cfg: FitConfig, log) -> JobResult:
+def _fit_sessions(events: pl.DataFrame, cfg: FitConfig, log, truth=None) -> JobResult:
     sessions_mod = _need("shopml.behaviour.sessions")
     knn = _need("shopml.behaviour.knn")
+    events = _with_sessions(events)
     table = _session_lists(events)
     if table.height < 50:
         raise Skip(f"only {table.height} sessions with >= 2 events (need 50)")
@@ -249,34 +260,64 @@ def _fit_sessions(events: pl.DataFrame, cfg: FitConfig, log) -> JobResult:
                      "train_seconds": round(fit_s, 2)})
         log(f"[sessions] {name}: recall@20={res['recall@20']:.4f} mrr@20={res['mrr@20']:.4f}")
     result = JobResult(components={"sessions": gru}, metrics=rows,
-                       curves={"gru4rec": list(getattr(gru, "history_", []) or [])})
+                       curves={"gru4rec": history_rows(getattr(gru, "history_", None))})
     result.extras = {"n_train_sessions": len(train), "n_test_sessions": len(test),
                      "samples": [{"session": " → ".join(p[-4:]), "next (top 3)": ", ".join(r["items"][:3])}
                                  for p, r in zip(prefixes[:5], gru.recommend(prefixes[:5], k=3))]}
-    _fit_intent(table, cut, cfg, result, log)
+    _fit_intent(events, table, cut, cfg, result, log, truth=truth)
     return result
 
 
-def _fit_intent(table: pl.DataFrame, cut: int, cfg: FitConfig, result: JobResult, log) -> None:
-    """Purchase intent: fitted when the session module provides an intent estimator."""
+def _fit_intent(events: pl.DataFrame, table: pl.DataFrame, cut: int, cfg: FitConfig, result: JobResult, log,
+                truth=None) -> None:
+    """Purchase intent on the same session split; AUC vs the constant base rate and, on
+    simulated data, vs the true propensity (the ceiling)."""
     try:
-        from shopml.behaviour.session_intent import SessionIntent  # owned by the sessions job
+        from shopml.behaviour.session_intent import PurchaseIntentModel
     except ImportError as e:
         result.extras["intent"] = f"not available ({e})"
         return
-    sessions = [list(zip(i, t)) for i, t in zip(table["items"].to_list(), table["types"].to_list())]
-    # The label is whether the session contains a purchase; the model sees the events before it.
-    labels = np.array([("purchase" in t) for t in table["types"].to_list()], dtype=float)
-    prefixes = [[e for e in s if e[1] != "purchase"] or s[:1] for s in sessions]
-    model = SessionIntent(epochs=cfg.session_epochs, seed=cfg.seed).fit(prefixes[:cut], labels[:cut])
-    p = np.asarray(model.predict_proba(prefixes[cut:]), dtype=float)
-    y = labels[cut:]
     from shopml.evaluation.metrics import auc
 
-    result.metrics.append({"model": "intent", "auc": float(auc(y, p))})
+    ev = events.filter(pl.col("session_id").is_not_null()).with_columns(pl.col("session_id").cast(pl.Utf8))
+    test_ids = table["session_id"].cast(pl.Utf8)[cut:].implode()
+    is_test = pl.col("session_id").is_in(test_ids)
+    model = PurchaseIntentModel(dim=cfg.session_hidden, epochs=cfg.session_epochs, seed=cfg.seed)
+    t0 = time.perf_counter()
+    model.fit(ev.filter(~is_test))
+    fit_s = time.perf_counter() - t0
+    out = model.predict_proba(ev.filter(is_test))
+    bought = dict(ev.filter(is_test).group_by("session_id")
+                  .agg((pl.col("event_type") == "purchase").any()).iter_rows())
+    y = np.array([bought[s] for s in out["session_id"]], dtype=float)
+    p = np.asarray(out["p_purchase"], dtype=float)
+    result.metrics.append({"model": "intent-gru", "auc": float(auc(y, p)), "train_seconds": round(fit_s, 2)})
+    result.metrics.append({"model": "base-rate", "auc": 0.5})
+    if truth is not None:
+        prop = dict(zip(truth["session_id"].to_list(), truth["propensity"].to_list()))
+        if all(s in prop for s in out["session_id"]):
+            oracle = float(auc(y, np.array([prop[s] for s in out["session_id"]])))
+            result.metrics.append({"model": "true-propensity (ceiling)", "auc": oracle})
     result.components["intent"] = model
     result.extras["calibration"] = calibration_table(y, p)
-    log(f"[sessions] intent: auc={result.metrics[-1]['auc']:.4f}")
+    result.extras["purchase_rate"] = float(y.mean()) if len(y) else None
+    log(f"[sessions] intent: auc={result.metrics[-3 if truth is not None else -2]['auc']:.4f}")
+
+
+def history_rows(history) -> list[dict]:
+    """Training history as one dict per epoch, from either a list of rows or a dict of
+    per-epoch lists (``{"loss": [...], "seconds": [...]}``).
+
+    >>> history_rows({"loss": [2.0, 1.0]})
+    [{'epoch': 1, 'loss': 2.0}, {'epoch': 2, 'loss': 1.0}]
+    """
+    if not history:
+        return []
+    if isinstance(history, dict):
+        n = max(len(v) for v in history.values() if isinstance(v, list))
+        return [{"epoch": i + 1, **{k: v[i] for k, v in history.items() if isinstance(v, list) and i < len(v)}}
+                for i in range(n)]
+    return [dict(r) for r in history if isinstance(r, dict)]
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict:
@@ -308,10 +349,10 @@ def _fit_customers(events: pl.DataFrame, cfg: FitConfig, log) -> JobResult:
                       else pl.lit(1.0)).alias("dollars"))
     first, last = tx["date"].min(), tx["date"].max()
     weeks = (last - first).days // 7
-    if weeks < 8 or tx["customer_id"].n_unique() < 30:
+    if weeks < 6 or tx["customer_id"].n_unique() < 30:
         raise Skip(f"purchases span {weeks} weeks for {tx['customer_id'].n_unique()} customers "
-                   "(need >= 8 weeks and >= 30 customers)")
-    cal_weeks = max(int(weeks * 0.6), 4)
+                   "(need >= 6 weeks and >= 30 customers)")
+    cal_weeks = max(int(weeks * 0.6), 2)
     cal_end = first + __import__("datetime").timedelta(days=7 * cal_weeks - 1)
     horizon = weeks - cal_weeks
     model = customers.CustomerForecaster(epochs=cfg.customer_epochs, n_samples=cfg.customer_samples,
@@ -348,17 +389,80 @@ def _curve_err(pred: np.ndarray, actual: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------- pricing
-def _fit_pricing(events: pl.DataFrame, cfg: FitConfig, log) -> JobResult:
+_PANEL_NUMERIC = ["promo", "log_comp", "income", "week", "w1", "w2", "w3"]
+
+
+def _panel_from_events(events: pl.DataFrame) -> pl.DataFrame:
+    """Weekly purchases per item at the week's mean price (one 'store'): the price panel an
+    event log implies. Items need >= 3 distinct weekly prices to identify a demand slope."""
     if "price" not in events.columns:
         raise Skip("no price column")
-    varying = (events.filter(pl.col("price").is_not_null()).group_by("item_id")
-               .agg(pl.col("price").n_unique().alias("n")).filter(pl.col("n") >= 3).height)
-    if varying < 3:
-        raise Skip(f"prices vary (>= 3 distinct values) for only {varying} items (need 3)")
-    pricing = _need("shopml.pricing.service")  # owned by the pricing job: event-log demand + optimizer
-    model = pricing.fit_event_pricing(events, epochs=cfg.pricing_epochs, seed=cfg.seed)
-    return JobResult(components={"pricing": model}, metrics=list(getattr(model, "metrics_", [])),
-                     extras=model.report_extras(n_items=cfg.n_samples))
+    buys = events.filter((pl.col("event_type") == "purchase") & pl.col("price").is_not_null())
+    qty = pl.col("quantity").fill_null(1.0) if "quantity" in buys.columns else pl.lit(1.0)
+    start = events["timestamp"].min()
+    panel = (buys.with_columns(((pl.col("timestamp") - start).dt.total_days() // 7).alias("week"), qty.alias("q"))
+             .group_by("item_id", "week").agg(pl.col("price").mean(), pl.col("q").sum().alias("units"))
+             .rename({"item_id": "item"}).with_columns(pl.lit("all").alias("store"),
+                                                       pl.col("units").log().alias("log_units")))
+    varying = panel.group_by("item").agg(pl.col("price").round(2).n_unique().alias("n")).filter(pl.col("n") >= 3)
+    if varying.height < 3:
+        raise Skip(f"prices vary (>= 3 distinct weekly prices) for only {varying.height} items (need 3)")
+    return panel.filter(pl.col("item").is_in(varying["item"].implode()))
+
+
+def _fit_pricing(events: pl.DataFrame, cfg: FitConfig, log, panel=None, truth=None) -> JobResult:
+    _need("shopml.pricing.demand")
+    from shopml.pricing.demand import NeuralDemand
+    from shopml.service.price_book import PriceBook
+
+    data = _panel_from_events(events) if panel is None else panel
+    data = data.with_columns(pl.col("item").cast(pl.Utf8), pl.col("store").cast(pl.Utf8))
+    if "comp_price" in data.columns:
+        data = data.with_columns(pl.col("comp_price").log().alias("log_comp"))
+    numeric = [c for c in _PANEL_NUMERIC if c in data.columns]
+    log(f"[pricing] panel of {data.height} rows, {data['item'].n_unique()} items; controls {numeric}")
+    t0 = time.perf_counter()
+    demand = NeuralDemand(categorical=["item", "store"], numeric=numeric, n_members=3, epochs=cfg.pricing_epochs,
+                          batch_size=512, seed=cfg.seed, threads=cfg.threads).fit(data)
+    fit_s = time.perf_counter() - t0
+    book = PriceBook().fit(demand, data.drop([c for c in data.columns if c.startswith("_")]))
+    rows = _elasticity_rows(data, demand, numeric, truth, fit_s, log)
+    items = [_pricing_item(book, i) for i in book.item_ids_[: cfg.n_samples]]
+    return JobResult(components={"pricing": book}, metrics=rows,
+                     extras={"items": items, "elasticities": rows},
+                     curves={"demand": (demand.histories_ or [[]])[0]})
+
+
+def _elasticity_rows(data, demand, numeric, truth, fit_s, log) -> list[dict]:
+    """Own-price elasticity by method: naive log-log, DML / IV when their columns exist,
+    and the neural model's average; the error against the truth when it is known."""
+    from shopml.pricing.elasticity import estimate_elasticity
+
+    true_mean = None if truth is None else float(np.mean(truth))
+    rows = []
+    specs = [("naive", dict(fixed_effects=["item"]))]
+    if {"w1", "w2", "w3"} <= set(data.columns):
+        specs.append(("dml", dict(controls=["item", "store", *numeric], n_estimators=100, threads=2)))
+    if "cost_shifter" in data.columns:
+        specs.append(("iv", dict(instrument="cost_shifter", fixed_effects=["item"])))
+    for method, kw in specs:
+        res = estimate_elasticity(data, method, **kw)
+        rows.append({"model": method, "elasticity": float(res.estimate), "se": float(res.se)})
+    avg = demand.average_elasticity(data)[0]
+    rows.append({"model": "neural", "elasticity": avg["elasticity"], "se": avg["se"], "train_seconds": round(fit_s, 2)})
+    for r in rows:
+        if true_mean is not None:
+            r["true_elasticity"], r["elasticity_error"] = true_mean, abs(r["elasticity"] - true_mean)
+        log(f"[pricing] {r['model']}: elasticity {r['elasticity']:.3f} (se {r['se']:.3f})")
+    return rows
+
+
+def _pricing_item(book, item_id: str) -> dict:
+    """Curves and the proposed price (±20% of current, >= 5% margin) for the report."""
+    curve = book.curve(item_id, points=40)
+    prop = book.optimize_item(item_id, max_change=0.2, min_margin=0.05)
+    return {**curve, "chosen_price": prop["price"], "expected_units": prop["expected_units"],
+            "profit_at_chosen": prop["profit"], "binding": prop["binding"], "unit_cost": prop["unit_cost"]}
 
 
 def with_config(cfg: FitConfig, **changes) -> FitConfig:

@@ -99,7 +99,7 @@ def data_fingerprint(events) -> dict[str, Any]:
     """
     h = hashlib.sha256()
     h.update(json.dumps([[c, str(t)] for c, t in events.schema.items()]).encode())
-    h.update(events.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes())
+    h.update(events.hash_rows(seed=0).to_numpy().tobytes())
     out: dict[str, Any] = {"sha256": h.hexdigest(), "n_rows": events.height, "method": "polars.hash_rows"}
     if "timestamp" in events.columns and events.height:
         out["time_min"] = str(events["timestamp"].min())

@@ -41,9 +41,31 @@ def tiny_run(tmp_path_factory):
     pop = MostPopular().fit(seqs)
     sessions = SessionRecommender(hidden=8, epochs=1, n_sample=4, batch_size=4).fit(hist)
     path = tmp_path_factory.mktemp("service") / "run"
-    save_run(path, components={"recommend": sasrec, "recommend_pop": pop, "sessions": sessions},
+    save_run(path, components={"recommend": sasrec, "recommend_pop": pop, "sessions": sessions,
+                               "intent": _intent(), "pricing": _price_book()},
              items=sasrec.item_ids_, users=sasrec.user_ids_, key=key)
     return path
+
+
+def _intent():
+    from shopml.behaviour.session_intent import PurchaseIntentModel
+    from shopml.data.simulate import simulate_shop
+
+    events = simulate_shop(n_users=30, n_items=30, seed=1).events
+    return PurchaseIntentModel(dim=8, epochs=1).fit(events)
+
+
+def _price_book():
+    import polars as pl
+
+    from shopml.data.market import simulate_market
+    from shopml.pricing.demand import NeuralDemand
+    from shopml.service.price_book import PriceBook
+
+    panel = simulate_market(n_items=3, n_stores=3, n_weeks=20, seed=0).panel.with_columns(
+        pl.format("item{}", pl.col("item")).alias("item"), pl.col("store").cast(pl.Utf8))
+    demand = NeuralDemand(categorical=["item", "store"], numeric=["promo"], n_members=2, epochs=2).fit(panel)
+    return PriceBook().fit(demand, panel.drop("_shock"))
 
 
 @pytest.fixture

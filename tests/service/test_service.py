@@ -32,7 +32,7 @@ def test_recommend_needs_a_key(client, headers, status):
 
 
 def test_wrong_scope_is_forbidden(client):
-    r = client.post("/v1/sessions/predict", json={"items": ["item1"]}, headers=REC)
+    r = client.post("/v1/sessions/predict", json={"events": [{"item_id": "item1"}]}, headers=REC)
     assert r.status_code == 403 and "sessions" in r.json()["detail"]
     assert client.post("/v1/admin/reload", headers=REC).status_code == 403
 
@@ -53,12 +53,49 @@ def test_history_recommendations_skip_unknown_items(client):
 
 
 def test_session_prediction(client):
-    r = client.post("/v1/sessions/predict", json={"items": ["item1", "item2"], "k": 4}, headers=ALL)
+    body = {"events": [{"item_id": "item1"}, {"item_id": "item2"}], "k": 4}
+    r = client.post("/v1/sessions/predict", json=body, headers=ALL)
     assert r.status_code == 200 and len(r.json()["next_items"]) == 4
 
 
-def test_pricing_absent_is_404(client):
-    r = client.post("/v1/prices/optimize", json={"item_id": "item1"}, headers=ALL)
+def test_session_purchase_probability(client):
+    body = {"events": [{"item_id": "i01", "dwell_seconds": 30}, {"item_id": "i02", "event_type": "cart"}]}
+    r = client.post("/v1/sessions/predict", json=body, headers=ALL).json()
+    assert 0 < r["purchase_probability"] < 1
+    bad = client.post("/v1/sessions/predict", json={"events": [{"item_id": "i01", "event_type": "buy"}]}, headers=ALL)
+    assert bad.status_code == 422 and "events.0.event_type: Input should be" in bad.json()["message"]
+
+
+def test_price_optimization_respects_constraints(client):
+    body = {"item_id": "item1", "max_change": 0.1, "min_margin": 0.05, "endings": [0.49, 0.99]}
+    r = client.post("/v1/prices/optimize", json=body, headers=ALL)
+    assert r.status_code == 200, r.text
+    price = r.json()["price"]
+    assert round(price % 1, 2) in (0.49, 0.99) and r.json()["expected_units"] > 0
+    infeasible = client.post("/v1/prices/optimize", json={"item_id": "item1", "min_price": 50, "max_price": 10},
+                             headers=ALL)
+    assert infeasible.status_code == 409
+    assert client.post("/v1/prices/optimize", json={"item_id": "nope"}, headers=ALL).status_code == 404
+
+
+def test_demand_curve_is_monotone(client):
+    r = client.get("/v1/items/item2/demand-curve", params={"points": 10}, headers=ALL).json()
+    units = r["units"]
+    assert len(units) == 10 and all(a >= b for a, b in zip(units, units[1:]))
+    assert all(e <= 0 for e in r["elasticity"])
+    assert client.get("/v1/items/nope/demand-curve", headers=ALL).status_code == 404
+
+
+def test_pricing_absent_is_404(tiny_run, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from shopml.runs import load_run, save_run
+    from shopml.service import create_app
+
+    run = load_run(tiny_run)
+    save_run(tmp_path / "run", components={"recommend": run.components["recommend"]}, key=bytes.fromhex("ab" * 32))
+    c = TestClient(create_app(tmp_path / "run", api_keys={"all-scopes-key": ["*"]}))
+    r = c.post("/v1/prices/optimize", json={"item_id": "item1"}, headers=ALL)
     assert r.status_code == 404 and "no pricing model" in r.json()["detail"]
 
 
@@ -140,5 +177,34 @@ def test_keys_from_environment(tiny_run, monkeypatch):
 
     monkeypatch.setenv("SHOPML_API_KEYS", "env-key-12345:sessions")
     c = TestClient(create_app(tiny_run))
-    assert c.post("/v1/sessions/predict", json={"items": []}, headers={"X-API-Key": "env-key-12345"}).status_code == 200
+    assert c.post("/v1/sessions/predict", json={"events": []}, headers={"X-API-Key": "env-key-12345"}).status_code == 200
     assert c.get(f"/v1/users/{RAW}/recommendations", headers={"X-API-Key": "env-key-12345"}).status_code == 403
+
+
+def test_concurrent_user_requests_are_batched_and_match_single_answers(client):
+    import asyncio
+
+    import httpx
+
+    app = client.app
+    engine = app.state.holder.engine
+    users = [f"shopper-{n:03d}@example.com" for n in range(8)] + ["nobody"]
+    sizes, single = [], engine.recommend_users
+
+    def spy(ids, k):
+        sizes.append(len(ids))
+        return single(ids, k=k)
+
+    engine.recommend_users = spy
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=ALL) as c:
+            return await asyncio.gather(*(c.get(f"/v1/users/{u}/recommendations", params={"k": 4}) for u in users))
+
+    answers = asyncio.run(burst())
+    assert max(sizes) > 1 and sum(sizes) == len(users)  # one model call served several requests
+    for user, r in zip(users, answers):
+        alone = engine.recommend_user(user, k=4)
+        assert [i["item_id"] for i in r.json()["items"]] == [i["item_id"] for i in alone["items"]]
+        assert r.json()["fallback"] == alone["fallback"]

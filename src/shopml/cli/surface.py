@@ -14,14 +14,29 @@ from shopml.cli._common import JSON_OPTION, app, console, console_err, print_jso
 PRESET_OPTION = typer.Option("full", "--preset", help="Model sizes: full, demo (fast) or tiny.")
 
 
-def _pseudonymized(events):
-    """Replace raw user ids by their keyed pseudonyms (the simulator returns raw ids)."""
+def _pseudonymized(frame, cols=("user_id", "session_id")):
+    """Replace raw user (and session) ids by keyed pseudonyms, as read_events does; the
+    simulator returns raw ids, and its session ids embed the raw user id."""
     import polars as pl
 
     from shopml.privacy import load_key, pseudonymize
 
     key = load_key()
-    return events.with_columns(pl.Series("user_id", pseudonymize(events["user_id"].to_list(), key=key)))
+    cols = [c for c in cols if c in frame.columns]
+    return frame.with_columns([pl.Series(c, pseudonymize(frame[c].cast(pl.Utf8).to_list(), key=key)) for c in cols])
+
+
+def _demo_market(shop, seed: int, n_items: int = 12):
+    """A simulated store x week price panel (known elasticities) for the shop's first items:
+    the shop's own prices never change, so pricing needs this separate market."""
+    import polars as pl
+
+    from shopml.data.market import simulate_market
+
+    market = simulate_market(n_items=n_items, n_stores=8, n_weeks=52, seed=seed)
+    names = pl.Series(shop.truth.item_ids[:n_items])
+    panel = market.panel.with_columns(pl.col("item").map_elements(lambda i: names[i], return_dtype=pl.Utf8))
+    return panel, market.truth.elasticity
 
 
 def _validate(events, path=None) -> dict:
@@ -143,7 +158,10 @@ def demo_cmd(
     quality = _validate(events)
     _print_quality(quality)
     console.rule("2. fitting every job against its baselines")
-    res = fit_all(events, out, config=FitConfig.preset(preset), quality=quality, log=console.print)
+    panel, elasticity = _demo_market(shop, seed)
+    console.print(f"pricing data: simulated market panel, {panel.height} item x store x week rows")
+    res = fit_all(events, out, config=FitConfig.preset(preset), quality=quality, price_panel=panel,
+                  price_truth=elasticity, session_truth=_pseudonymized(shop.truth.sessions), log=console.print)
     _print_fit(res)
     console.rule("3. report")
     report = write_report(out)

@@ -29,6 +29,7 @@ def _to_uri(fig) -> str:
 def learning_curves(curves: dict[str, list[dict]]) -> str | None:
     """One panel per component: training loss and, where present, the monitored
     validation metric per epoch. ``curves`` maps name -> training history rows."""
+    curves = {k: [r for r in v if isinstance(r, dict)] for k, v in curves.items() if isinstance(v, list)}
     curves = {k: v for k, v in curves.items() if v}
     if not curves:
         return None

@@ -78,6 +78,22 @@ class Engine:
         out["fallback"] = "popularity"
         return out
 
+    def recommend_users(self, raw_user_ids: list[str], *, k: int = 10) -> list[dict]:
+        """Top-k for many shop user ids with ONE model call for the known ones (the service
+        coalesces concurrent requests into this); unknown users get popular items, flagged."""
+        model = self._component("recommend", "recommendation")
+        users = [self.pseudonym(u) for u in raw_user_ids]
+        index = getattr(model, "_user_index", {})
+        known = [u for u in users if u in index]
+        answers = dict(zip(known, model.recommend(known, k=k) if known else []))
+        out = []
+        for u in users:
+            if u in answers:
+                out.append(self._recs(model, answers[u]))
+            else:
+                out.append({**self._popular(k), "fallback": "popularity"})
+        return out
+
     def recommend_history(self, items: list[str], *, k: int = 10, exclude_seen: bool = True, explain: bool = False,
                           candidates: list[str] | None = None) -> dict:
         """Top-k after a history given at request time (unknown items are skipped, listed)."""
@@ -108,7 +124,8 @@ class Engine:
         return self._recs(pop, recs)
 
     # ------------------------------------------------------------------ sessions
-    def predict_session(self, items: list[str], *, event_types: list[str] | None = None, k: int = 10) -> dict:
+    def predict_session(self, items: list[str], *, event_types: list[str] | None = None,
+                        dwell_seconds: list[float] | None = None, k: int = 10) -> dict:
         """Next items of a session and the probability it ends in a purchase."""
         ranker = self._component("sessions", "session")
         rec = ranker.recommend([items], k=k)[0]
@@ -122,9 +139,28 @@ class Engine:
         }
         intent = self.run.components.get("intent")
         if intent is not None:
-            types = event_types or ["view"] * len(items)
-            out["purchase_probability"] = float(intent.predict_proba([list(zip(items, types))])[0])
+            out["purchase_probability"] = self._purchase_probability(intent, items, event_types, dwell_seconds)
         return out
+
+    @staticmethod
+    def _purchase_probability(intent, items, event_types, dwell_seconds) -> float:
+        import datetime as dt
+
+        import numpy as np
+        import polars as pl
+
+        if not items:
+            return float(intent.base_rate_)
+        dwell = np.asarray(dwell_seconds if dwell_seconds is not None else [60.0] * len(items), dtype=float)
+        start = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+        offsets = np.concatenate([[0.0], np.cumsum(dwell)[:-1]])
+        events = pl.DataFrame({
+            "session_id": ["request"] * len(items), "item_id": list(items),
+            "event_type": list(event_types or ["view"] * len(items)),
+            "timestamp": [start + dt.timedelta(seconds=float(s)) for s in offsets],
+        })
+        p = intent.predict_proba(events)["p_purchase"]
+        return float(p[0]) if p else float(intent.base_rate_)
 
     # ------------------------------------------------------------------ pricing
     def optimize_price(self, item_id: str, constraints: dict) -> dict:

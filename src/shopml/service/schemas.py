@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "Id",
     "HistoryRequest",
     "Recommendation",
     "Recommendations",
+    "SessionEvent",
     "SessionRequest",
     "SessionPrediction",
     "PriceRequest",
@@ -64,20 +65,20 @@ class HistoryRequest(_Strict):
     )
 
 
+class SessionEvent(_Strict):
+    item_id: Id
+    event_type: Literal["view", "cart", "purchase"] = "view"
+    dwell_seconds: Annotated[Finite, Field(ge=0, le=86_400)] = Field(60.0, description="Time spent on this event.")
+
+
 class SessionRequest(_Strict):
     """The events of one ongoing session, oldest first."""
 
-    items: list[Id] = Field(max_length=MAX_HISTORY)
-    event_types: list[Literal["view", "cart", "purchase"]] | None = Field(
-        None, max_length=MAX_HISTORY, description="One per item; views when omitted."
-    )
+    events: list[SessionEvent] = Field(max_length=MAX_HISTORY)
     k: int = Field(10, ge=1, le=MAX_K)
 
-    @model_validator(mode="after")
-    def _same_length(self):
-        if self.event_types is not None and len(self.event_types) != len(self.items):
-            raise ValueError(f"event_types has {len(self.event_types)} entries but items has {len(self.items)}")
-        return self
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"events": [{"item_id": "i1"}, {"item_id": "i2", "event_type": "cart", "dwell_seconds": 45}], "k": 5}]})
 
 
 class ScoredItem(BaseModel):

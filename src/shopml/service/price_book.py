@@ -1,0 +1,156 @@
+"""The price book a run serves: a fitted demand model plus, per item, its recent selling
+context (store × week rows), current price and unit cost. It answers "best price under
+these constraints" and "demand curve" by calling :mod:`shopml.pricing` (the optimizer and
+the demand model's own curves); it holds no modelling logic of its own.
+
+Example:
+    >>> book = PriceBook.from_panel(demand, panel, last_weeks=4)   # doctest: +SKIP
+    >>> book.optimize_item("i007", max_change=0.1)["price"]         # doctest: +SKIP
+    3.49
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import polars as pl
+
+from shopml.artifacts import read_model_dir, write_model_dir
+from shopml.errors import ArtifactError, DataError, NotFittedError
+
+__all__ = ["PriceBook"]
+
+KIND = "price-book"
+_CONSTRAINTS = ("min_price", "max_price", "max_change", "min_margin", "endings")
+
+
+class PriceBook:
+    """Serve price proposals and demand curves for the items of a fitted demand model."""
+
+    def __init__(self, *, item: str = "item", last_weeks: int = 4, default_max_change: float | None = 0.3):
+        self.item, self.last_weeks, self.default_max_change = item, last_weeks, default_max_change
+
+    def fit(self, demand, panel: pl.DataFrame) -> "PriceBook":
+        """Remember each item's last ``last_weeks`` weeks of rows (the context the demand model
+        averages over), its median price there (current price) and mean unit cost."""
+        wmax = panel["week"].max()
+        recent = panel.filter(pl.col("week") > wmax - self.last_weeks).with_columns(pl.col(self.item).cast(pl.Utf8))
+        stats = recent.group_by(self.item).agg(pl.col("price").median().alias("p"),
+                                               (pl.col("cost").mean() if "cost" in recent.columns
+                                                else pl.lit(None)).alias("c")).sort(self.item)
+        self.demand_ = demand
+        self.item_ids_ = stats[self.item].to_list()
+        self.current_price_ = [round(float(p), 2) for p in stats["p"]]
+        self.cost_ = [None if c is None else float(c) for c in stats["c"]]
+        self.context_ = recent
+        self._index = {i: n for n, i in enumerate(self.item_ids_)}
+        return self
+
+    def _lookup(self, item_id: str) -> tuple[pl.DataFrame, float, float | None]:
+        if not hasattr(self, "item_ids_"):
+            raise NotFittedError("PriceBook is not fitted")
+        if item_id not in self._index:
+            raise DataError(f"unknown item id {item_id!r}", column="item_id")
+        n = self._index[item_id]
+        ctx = self.context_.filter(pl.col(self.item) == item_id)
+        return ctx, self.current_price_[n], self.cost_[n]
+
+    def optimize_item(self, item_id: str, *, objective: str = "profit", unit_cost: float | None = None,
+                      current_price: float | None = None, **constraints) -> dict:
+        """The best feasible price of ``item_id``; constraints as in
+        :class:`shopml.pricing.optimize.Constraints` (``endings`` a list of cents)."""
+        from shopml.pricing.optimize import Constraints, optimize_price
+
+        ctx, price_now, cost = self._lookup(item_id)
+        cost = cost if unit_cost is None else unit_cost
+        kwargs = {k: v for k, v in constraints.items() if k in _CONSTRAINTS and v is not None}
+        if "endings" in kwargs:
+            kwargs["endings"] = tuple(kwargs["endings"])
+        if "max_change" not in kwargs and "min_price" not in kwargs and "max_price" not in kwargs:
+            kwargs["max_change"] = self.default_max_change  # never extrapolate far from observed prices
+        d = optimize_price(self.demand_, ctx, current_price=current_price or price_now, cost=cost,
+                           constraints=Constraints(**kwargs), objective=objective if cost is not None else "revenue")
+        band = lambda name: {"low": d[f"{name}_low"], "high": d[f"{name}_high"]} if f"{name}_low" in d else None  # noqa: E731
+        return {"item_id": item_id, "price": d["price"], "expected_units": d["units"], "revenue": d["revenue"],
+                "profit": d.get("profit"), "units_interval": band("units"), "profit_interval": band("profit"),
+                "binding": list(d.get("binding", [])), "curve": d["curve"], "current_price": d["current_price"],
+                "unit_cost": cost}
+
+    def curve(self, item_id: str, *, points: int = 25, unit_cost: float | None = None, span: float = 0.5) -> dict:
+        """Units (with 5-95% band), elasticity, revenue and profit on ``points`` prices within
+        ±``span`` of the current price."""
+        ctx, price_now, cost = self._lookup(item_id)
+        cost = cost if unit_cost is None else unit_cost
+        prices = np.round(np.linspace(price_now * (1 - span), price_now * (1 + span), points), 4)
+        units = np.asarray(self.demand_.curve(ctx, prices), dtype=float)
+        out = {"item_id": item_id, "prices": prices.tolist(), "units": units.mean(0).tolist(),
+               "units_low": np.quantile(units, 0.05, 0).tolist(), "units_high": np.quantile(units, 0.95, 0).tolist(),
+               "revenue": (prices * units.mean(0)).tolist(), "current_price": price_now,
+               "profit": None if cost is None else ((prices - cost) * units.mean(0)).tolist()}
+        if hasattr(self.demand_, "elasticity_curve"):
+            out["elasticity"] = np.asarray(self.demand_.elasticity_curve(item_id, prices)["elasticity"]).tolist()
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> None:
+        """Context rows and prices as JSON, the demand ensemble as safetensors (no pickle)."""
+        if not hasattr(self, "item_ids_"):
+            raise NotFittedError("PriceBook is not fitted")
+        params, tensors, dmeta = _demand_state(self.demand_)
+        meta = {"item_ids": self.item_ids_, "current_price": self.current_price_, "cost": self.cost_,
+                "context": self.context_.to_dict(as_series=False), "demand": dmeta,
+                "schema": {c: str(t) for c, t in self.context_.schema.items()}}
+        write_model_dir(path, kind=KIND, params={"item": self.item, "last_weeks": self.last_weeks,
+                                                 "default_max_change": self.default_max_change, "demand": params},
+                        tensors=tensors, meta=meta)
+
+    @classmethod
+    def load(cls, path) -> "PriceBook":
+        md = read_model_dir(path, kind=KIND)
+        self = cls(**{k: md.params[k] for k in ("item", "last_weeks", "default_max_change")})
+        self.demand_ = _demand_restore(md.params["demand"], md.tensors, md.meta["demand"])
+        self.item_ids_, self.current_price_, self.cost_ = md.meta["item_ids"], md.meta["current_price"], md.meta["cost"]
+        self.context_ = pl.DataFrame(md.meta["context"])
+        self._index = {i: n for n, i in enumerate(self.item_ids_)}
+        return self
+
+
+# NeuralDemand has no save/load of its own yet: persist its fitted state here, through its
+# public constructor and learned attributes, so a run stays JSON + safetensors.
+_DEMAND_ARRAYS = ("num_mean_", "num_std_", "ref_cats_", "ref_nums_")
+
+
+def _demand_state(demand) -> tuple[dict, dict, dict]:
+    names = [p for p in inspect.signature(type(demand).__init__).parameters if p != "self"]
+    params = {n: (list(v) if isinstance(v, tuple) else v) for n in names for v in [getattr(demand, n)]}
+    tensors = {f"a.{n}": np.asarray(getattr(demand, n)) for n in _DEMAND_ARRAYS}
+    for k, net in enumerate(demand.members_):
+        tensors.update({f"m{k}.{n}": t for n, t in net.state_dict().items()})
+    meta = {"vocab": demand.vocab_, "price_mu": demand.price_mu_, "price_sd": demand.price_sd_,
+            "sigma2": demand.sigma2_, "n_members": len(demand.members_), "ref_item": demand.ref_item_.tolist()}
+    return params, tensors, meta
+
+
+def _demand_restore(params: dict, tensors: dict, meta: dict):
+    import torch
+
+    from shopml.pricing.demand import NeuralDemand
+
+    d = NeuralDemand(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()})
+    d.vocab_, d.price_mu_, d.price_sd_, d.sigma2_ = meta["vocab"], meta["price_mu"], meta["price_sd"], meta["sigma2"]
+    for n in _DEMAND_ARRAYS:
+        value = tensors[f"a.{n}"]
+        setattr(d, n, torch.from_numpy(value) if n.startswith("ref_") else value)
+    d.ref_item_ = np.asarray(meta["ref_item"], dtype=str)
+    d.members_ = []
+    for k in range(meta["n_members"]):
+        net = d._new_net()
+        state = {n[len(f"m{k}."):]: torch.from_numpy(t) for n, t in tensors.items() if n.startswith(f"m{k}.")}
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise ArtifactError(f"demand member {k} does not match its network ({e})") from None
+        net.eval()
+        d.members_.append(net)
+    return d
