@@ -11,7 +11,6 @@ Also here: the RFM conventions (:func:`rfm_summary`), a reader for the CDNOW fil
 
 Example:
     >>> import numpy as np
-import polars as pl
     >>> x, tx, T = simulate_bgnbd(2000, r=0.5, alpha=4.0, a=0.8, b=2.5, T=39.0, seed=0)
     >>> m = BGNBD().fit(x, tx, T)
     >>> round(m.params_["r"], 1)

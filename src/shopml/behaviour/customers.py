@@ -78,6 +78,11 @@ def weekly_panel(ids, day, dollars, calibration_end: int):
 
     Returns ``(customers, counts [N, W], spend [N, W])``: purchase *days* and dollars per week,
     ``W = calibration_end // 7 + 1``.
+
+    Example:
+        >>> c, n, s = weekly_panel(np.array(["a", "a", "a"]), np.array([0, 0, 8]), np.ones(3), 13)
+        >>> n.tolist(), s.tolist()
+        ([[1.0, 1.0]], [[2.0, 1.0]])
     """
     keep = (day >= 0) & (day <= calibration_end)
     cust, inv = np.unique(ids[keep], return_inverse=True)
@@ -274,6 +279,12 @@ def evaluate_holdout(model: CustomerForecaster, ids, day, holdout_end: int, n_bg
 
     Returns ``{"rnn": {...}, "bgnbd": {...}, "curve": {"week", "actual", "rnn", "bgnbd"}}``;
     weeks are counted from the start of the data (week 40 is the first holdout week on CDNOW).
+
+    Example (not run; CDNOW weeks 1-39 calibration, 40-78 holdout)::
+
+        ids, day, _, usd = read_cdnow_transactions("CDNOW_master.txt")
+        m = CustomerForecaster().fit_arrays(ids, day, usd, calibration_end=272)
+        evaluate_holdout(m, ids, day, holdout_end=545)["rnn"]["curve_mae"]
     """
     model._check()
     cal = model.calibration_end_
