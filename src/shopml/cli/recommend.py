@@ -25,7 +25,8 @@ MODELS = ("sasrec", "caser", "pop", "itemknn", "markov")
 NEURAL = ("sasrec", "caser")
 
 
-def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: int | None = None):
+def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: int | None = None,
+               max_seconds: float | None = None):
     """A recommender with its default hyper-parameters by name.
 
     Example:
@@ -34,7 +35,7 @@ def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: in
     """
     from shopml.recommend import baselines, models
 
-    kw = {"progress": progress, "threads": threads, **({"epochs": epochs} if epochs else {})}
+    kw = {"progress": progress, "threads": threads, "max_seconds": max_seconds, **({"epochs": epochs} if epochs else {})}
     table = {
         "sasrec": lambda: models.SASRecRecommender(**kw),
         "caser": lambda: models.CaserRecommender(**kw),
@@ -79,11 +80,12 @@ def _split(seqs):
     return train, valid, test, train.append(valid)
 
 
-def fit_model(name: str, seqs, *, progress: bool, threads: int, epochs: int | None = None):
+def fit_model(name: str, seqs, *, progress: bool, threads: int, epochs: int | None = None,
+              max_seconds: float | None = None):
     """Fit on the leave-one-out training part: neural models early-stop on the validation item;
     baselines (nothing to early-stop) see train + validation item. Returns (model, splits)."""
     train, valid, test, train_valid = _split(seqs)
-    model = make_model(name, progress=progress, threads=threads, epochs=epochs)
+    model = make_model(name, progress=progress, threads=threads, epochs=epochs, max_seconds=max_seconds)
     if name in NEURAL:
         model.fit(train, valid)
     else:
@@ -173,6 +175,7 @@ def benchmark_cmd(
     threads: int = typer.Option(2, "--threads"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="cap epochs (for quick runs)"),
     append: bool = typer.Option(False, "--append", help="keep rows of other models already in --out"),
+    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="training wall-time budget per model"),
 ):
     """Train and evaluate every model on a leave-one-out split; rows per model and protocol."""
     import torch
@@ -185,7 +188,8 @@ def benchmark_cmd(
     rows = _kept_rows(out, names) if append else []
     for name in names:
         t0 = time.perf_counter()
-        m, (_, _, test, train_valid) = fit_model(name, seqs, progress=True, threads=threads, epochs=epochs)
+        m, (_, _, test, train_valid) = fit_model(name, seqs, progress=True, threads=threads, epochs=epochs,
+                                                 max_seconds=max_seconds)
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         res = evaluate_model(m, train_valid, test)
@@ -198,6 +202,7 @@ def benchmark_cmd(
                          "hr@20": r["hr@20"], "ndcg@20": r["ndcg@20"], "mrr@10": r["mrr@10"],
                          "hr@5": r["hr@5"], "ndcg@5": r["ndcg@5"], "epochs": n_ep,
                          "best_epoch": info.get("best_epoch", 0), "valid_ndcg@10": info.get("best_score"),
+                         "out_of_time": info.get("out_of_time", False),
                          "train_seconds": train_s, "seconds_to_best": info.get("seconds_to_best", train_s),
                          "seconds_per_epoch": train_s / n_ep if n_ep else None, "eval_seconds": eval_s,
                          "peak_rss_mb": peak_rss_mb()})

@@ -10,7 +10,13 @@ fits in memory (a few hundred thousand items at batch 128), use ``"sampled"`` be
 
 Speed (pre-built index tensors, see :mod:`shopml.training`): batches are bucketed by length and
 trimmed to their longest sequence, and logits are computed only at positions that have a target,
-so padding costs nothing.
+so padding costs nothing. Where the time goes on Beauty (2 CPU threads, one epoch ~17 s): the
+full-catalogue softmax (131k targets x 12,101 items, forward + backward) is ~11 s, the
+transformer ~2.5 s, and the per-epoch full-ranking validation of 22,363 users ~3.7 s.
+
+Recipe (the same for every dataset): AdamW at lr 2e-3 and batch 256 until validation NDCG@10
+stalls for ``patience`` epochs; then once back to the best weights at 0.3x lr (``lr_decays``);
+then ``refit_epochs`` epochs at 0.3x lr on the histories including the validation item.
 
 Example:
     >>> from shopml.recommend.base import sequences_from_lists
@@ -22,13 +28,16 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from shopml.errors import ConfigError
 from shopml.evaluation.protocols import evaluate
-from shopml.recommend.base import SequentialRecommender
+from shopml.recommend.base import SequentialRecommender, append_targets
 from shopml.recommend.nets import Caser, SASRec
 from shopml.training import IndexBatches, TrainConfig, train
 
@@ -50,7 +59,9 @@ class _NeuralRecommender(SequentialRecommender):
     def _train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
                            batch_size=self.batch_size, patience=self.patience, seed=self.seed,
-                           checkpoint_dir=self.checkpoint_dir, progress=self.progress, threads=self.threads)
+                           checkpoint_dir=self.checkpoint_dir, progress=self.progress, threads=self.threads,
+                           lr_decay=0.3, max_decays=getattr(self, "lr_decays", 0),
+                           max_seconds=self.max_seconds)
 
     def _fit_indices(self, indptr, items, valid_targets) -> dict:
         if self.loss not in ("ce", "sampled"):
@@ -65,10 +76,24 @@ class _NeuralRecommender(SequentialRecommender):
                 return evaluate(fn, indptr, items, valid_targets, ks=(10,), protocols=("A",),
                                 n_items=self.n_items_)["A"]
         result = train(self.net_, self._loss, batches, validate=validate, config=self._train_config())
+        refit_s = self._refit(indptr, items, valid_targets)
         self.net_.eval()
-        return {"epochs": result.epochs, "best_epoch": result.best_epoch, "best_score": result.best_score,
+        return {"refit_epochs": self.refit_epochs if refit_s else 0, "refit_seconds": refit_s,
+                "epochs": result.epochs, "best_epoch": result.best_epoch, "out_of_time": result.out_of_time, "best_score": result.best_score,
                 "train_seconds": result.seconds, "seconds_to_best": result.seconds_to_best,
                 "history": result.history}
+
+    def _refit(self, indptr, items, valid_targets) -> float:
+        """After early stopping, train ``refit_epochs`` more epochs at 0.3x the learning rate on
+        the histories *including* the validation item, so the model also learns the most recent
+        transitions (the baselines count them too). The test item is never seen. Returns seconds."""
+        if valid_targets is None or not self.refit_epochs:
+            return 0.0
+        p2, i2 = append_targets(indptr, items, valid_targets)
+        cfg = replace(self._train_config(), epochs=self.refit_epochs, lr=self.lr * 0.3, max_decays=0,
+                      max_seconds=None, seed=self.seed + 1,
+                      checkpoint_dir=None if self.checkpoint_dir is None else str(Path(self.checkpoint_dir) / "refit"))
+        return train(self.net_, self._loss, self._training_tensors(p2, i2), config=cfg).seconds
 
     def _logits(self, net, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """CE loss of states ``h [T, d]`` against ``targets [T]`` (full or sampled softmax)."""
@@ -108,9 +133,13 @@ class SASRecRecommender(_NeuralRecommender):
 
     def __init__(self, dim: int = 64, max_len: int = 50, n_layers: int = 2, n_heads: int = 1,
                  dropout: float = 0.5, epochs: int = 200, lr: float = 2e-3, weight_decay: float = 0.0,
-                 batch_size: int = 256, patience: int = 3, loss: str = "ce", n_negatives: int = 1024,
-                 seed: int = 0, threads: int | None = 2, checkpoint_dir: str | None = None,
-                 progress: bool = True):
+                 batch_size: int = 256, patience: int = 3, lr_decays: int = 1, loss: str = "ce",
+                 n_negatives: int = 1024, seed: int = 0, threads: int | None = 2, checkpoint_dir: str | None = None,
+                 progress: bool = True,
+                 max_seconds: float | None = None, refit_epochs: int = 2):
+        self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
+        self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
+        self.lr_decays = lr_decays  # plateaus that restore the best weights and cut lr by 0.3x
         self.dim, self.max_len, self.n_layers, self.n_heads, self.dropout = dim, max_len, n_layers, n_heads, dropout
         self.epochs, self.lr, self.weight_decay, self.batch_size, self.patience = (
             epochs, lr, weight_decay, batch_size, patience)
@@ -163,7 +192,10 @@ class CaserRecommender(_NeuralRecommender):
     def __init__(self, dim: int = 64, L: int = 10, n_h: int = 16, n_v: int = 4, dropout: float = 0.5,
                  epochs: int = 100, lr: float = 2e-3, weight_decay: float = 0.0, batch_size: int = 256,
                  patience: int = 3, loss: str = "ce", n_negatives: int = 1024, seed: int = 0,
-                 threads: int | None = 2, checkpoint_dir: str | None = None, progress: bool = True):
+                 threads: int | None = 2, checkpoint_dir: str | None = None, progress: bool = True,
+                 max_seconds: float | None = None, refit_epochs: int = 2):
+        self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
+        self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
         self.dim, self.L, self.n_h, self.n_v, self.dropout = dim, L, n_h, n_v, dropout
         self.epochs, self.lr, self.weight_decay, self.batch_size, self.patience = (
             epochs, lr, weight_decay, batch_size, patience)
