@@ -172,7 +172,8 @@ def main(argv=None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    res.update(run=str(args.run), users=n_users, seconds=args.seconds, connections=args.connections,
+    res.update(invocation="python benchmarks/load_test.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               run=str(args.run), users=n_users, seconds=args.seconds, connections=args.connections,
                server_threads=args.threads, endpoint="GET /v1/users/{id}/recommendations?k=10",
                bars={"requests_per_s": ">= 500", "p99_ms": "<= 50", "errors": "0"},
                passed=res["requests_per_s"] >= 500 and (res["p99_ms"] or 1e9) <= 50 and res["errors"] == 0,
