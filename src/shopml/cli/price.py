@@ -165,12 +165,15 @@ def simulate_cmd(
     out: Path = typer.Option(...), items: int = typer.Option(50), stores: int = typer.Option(20),
     weeks: int = typer.Option(52), seed: int = typer.Option(0),
     layout: str = typer.Option("market", help="market (all columns) | oj (store,brand,week,logmove,feat,price)"),
+    confounded: bool = typer.Option(True, "--confounded/--no-confounded", help="prices react to the hidden shock"),
 ):
     """Write a simulated price panel (CSV or Parquet by suffix)."""
     from shopml.data.market import simulate_market
     from shopml.pricing.panel import oj_layout
 
-    panel = simulate_market(items, stores, weeks, seed=seed).panel
+    panel = simulate_market(items, stores, weeks, confounded=confounded, seed=seed).panel
+    if layout not in ("market", "oj"):
+        raise ConfigError(f"unknown layout {layout!r}: use market or oj")
     panel = oj_layout(panel) if layout == "oj" else panel
     out.parent.mkdir(parents=True, exist_ok=True)
     panel.write_parquet(out) if out.suffix == ".parquet" else panel.write_csv(out)

@@ -107,19 +107,21 @@ def _naive(data, y, lp, fixed_effects, controls, segment):
     fe_cols = list(fixed_effects or []) + ([segment] if segment and segment not in (fixed_effects or []) else [])
     groups = _group_codes(data, fe_cols)
     n_groups = 1 if groups is None else int(groups.max() + 1)
-    if seg is None:
-        cols = [lp[:, None]]
-    else:  # log(price) x segment: one slope per segment
-        cols = [np.where(seg[:, None] == np.arange(len(labels))[None, :], lp[:, None], 0.0)]
-    ctrl = [data[c].cast(pl.Float64).to_numpy()[:, None] for c in (controls or [])]
-    x = _demean(np.hstack(cols + ctrl), groups)
-    yd = _demean(y[:, None], groups)[:, 0]
-    xtx = x.T @ x
-    beta = np.linalg.solve(xtx, x.T @ yd)
-    resid = yd - x @ beta
-    dof = len(y) - x.shape[1] - n_groups
-    cov = np.linalg.inv(xtx) * (resid @ resid / dof)
-    se = np.sqrt(np.diag(cov))
+    if seg is not None and not controls:
+        beta, se = _segment_slopes(y, lp, seg, len(labels), groups, n_groups)
+    else:
+        if seg is None:
+            cols = [lp[:, None]]
+        else:  # log(price) x segment with controls: dense design (few segments expected)
+            cols = [np.where(seg[:, None] == np.arange(len(labels))[None, :], lp[:, None], 0.0)]
+        ctrl = [data[c].cast(pl.Float64).to_numpy()[:, None] for c in (controls or [])]
+        x = _demean(np.hstack(cols + ctrl), groups)
+        yd = _demean(y[:, None], groups)[:, 0]
+        xtx = x.T @ x
+        beta = np.linalg.solve(xtx, x.T @ yd)
+        resid = yd - x @ beta
+        dof = len(y) - x.shape[1] - n_groups
+        se = np.sqrt(np.diag(np.linalg.inv(xtx) * (resid @ resid / dof)))
     if seg is None:
         return _result("naive", beta[0], se[0], len(y))
     segs = [_result("naive", beta[i], se[i], int((seg == i).sum())).to_dict() | {"segment": lab}
@@ -128,6 +130,19 @@ def _naive(data, y, lp, fixed_effects, controls, segment):
     w = 1.0 / se[: len(labels)] ** 2
     est = float((w * beta[: len(labels)]).sum() / w.sum())
     return _result("naive", est, float(np.sqrt(1.0 / w.sum())), len(y), segs)
+
+
+def _segment_slopes(y, lp, seg, k, groups, n_groups):
+    """One slope per segment with segment intercepts (and finer fixed effects), without a
+    dense n x k design: the fixed-effect groups nest in segments, so the regression is
+    block diagonal. Standard errors use the pooled residual variance, as glm does."""
+    xd = _demean(lp[:, None], groups)[:, 0]
+    yd = _demean(y[:, None], groups)[:, 0]
+    sxx = np.bincount(seg, weights=xd * xd, minlength=k)
+    beta = np.bincount(seg, weights=xd * yd, minlength=k) / sxx
+    resid = yd - beta[seg] * xd
+    sigma2 = resid @ resid / (len(y) - k - n_groups)
+    return beta, np.sqrt(sigma2 / sxx)
 
 
 def _features(data: pl.DataFrame, controls: list[str]):
