@@ -88,16 +88,20 @@ class PurchaseIntentModel:
         next_item_weight: weight of the auxiliary next-item loss.
     """
 
-    def __init__(self, *, dim: int = 64, epochs: int = 8, lr: float = 3e-3, batch_size: int = 256,
-                 next_item_weight: float = 0.2, seed: int = 0):  # fmt: skip
+    def __init__(self, *, dim: int = 64, epochs: int = 30, lr: float = 3e-3, batch_size: int = 256,
+                 next_item_weight: float = 0.2, valid_fraction: float = 0.1, patience: int = 3, seed: int = 0):  # fmt: skip
         self.dim, self.epochs, self.lr, self.batch_size = dim, epochs, lr, batch_size
-        self.next_item_weight, self.seed = next_item_weight, seed
+        self.next_item_weight, self.valid_fraction, self.patience, self.seed = next_item_weight, valid_fraction, patience, seed
 
     def get_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
     def fit(self, events: pl.DataFrame) -> "PurchaseIntentModel":
-        """Fit on canonical events (session_id, item_id, event_type, timestamp)."""
+        """Fit on canonical events (session_id, item_id, event_type, timestamp).
+
+        ``valid_fraction`` of the sessions are held out to early-stop on their AUC (the
+        intent head overfits a few epochs after its best); the best epoch's weights are kept.
+        """
         from shopml.training import IndexBatches, TrainConfig, train
 
         items = events.filter(pl.col("event_type") != "purchase")["item_id"].cast(pl.Utf8).unique(maintain_order=True)
@@ -106,13 +110,31 @@ class PurchaseIntentModel:
         if x.labels.numel() == 0:
             raise DataError("no sessions to train on")
         self.base_rate_ = float(x.labels.mean())
+        torch.manual_seed(self.seed)  # the init must not depend on what ran before
         self.net_ = SessionIntentNet(self.items_.n_items, n_event_types=len(EVENT_CODES), dim=self.dim)
-        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed, progress=False, patience=0)
+        perm = torch.randperm(len(x.labels), generator=torch.Generator().manual_seed(self.seed))
+        n_valid = int(self.valid_fraction * len(perm)) if len(perm) >= 50 else 0
+        va, tr = perm[:n_valid], perm[n_valid:]
+        tensors = [t[tr] for t in (x.items, x.types, x.dwell, x.labels)]
+        validate = self._validator([t[va] for t in (x.items, x.types, x.dwell, x.labels)]) if n_valid else None
+        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
+                          progress=False, patience=self.patience, monitor="auc")  # fmt: skip
         t0 = time.perf_counter()
-        train(self.net_, self._loss, IndexBatches(x.items, x.types, x.dwell, x.labels), config=cfg)
+        self.train_result_ = train(self.net_, self._loss, IndexBatches(*tensors), validate=validate, config=cfg)
         self.train_seconds_ = time.perf_counter() - t0
         self.net_.eval()
         return self
+
+    @staticmethod
+    def _validator(valid):
+        from shopml.evaluation.metrics import auc
+
+        items, types, dwell, y = valid
+
+        def validate(net) -> dict:
+            return {"auc": float(auc(y.numpy(), net(items, types, dwell)[1].numpy()))}
+
+        return validate
 
     def _loss(self, net, batch) -> torch.Tensor:
         items, types, dwell, y = batch
@@ -156,25 +178,7 @@ class PurchaseIntentModel:
         return self
 
 
-def _propensity_by_session(truth) -> dict[str, float]:
-    """The simulator's true per-session purchase propensity as {session_id: p}.
-
-    Accepts a mapping, a polars frame with a session_id column, or an object/dict holding
-    one of those under a name containing "propensity".
-    """
-    if isinstance(truth, pl.DataFrame):
-        col = next(c for c in truth.columns if "propens" in c)
-        return dict(zip(truth["session_id"].cast(pl.Utf8).to_list(), truth[col].to_list()))
-    fields = truth if isinstance(truth, dict) else vars(truth)
-    for name, value in fields.items():
-        if "propens" in name:
-            if isinstance(value, dict):
-                return {str(k): float(v) for k, v in value.items()}
-            return _propensity_by_session(value)
-    raise DataError("the simulator's truth has no per-session purchase propensity")
-
-
-def simulator_intent_benchmark(n_users: int = 3000, seed: int = 0, **params) -> dict:
+def simulator_intent_benchmark(n_users: int = 5000, seed: int = 0, **params) -> dict:
     """Fit on 70% of the simulator's sessions; on the other 30% compare the model's AUC with
     the AUC of the true propensity (the best any model can do on average).
 
@@ -184,7 +188,8 @@ def simulator_intent_benchmark(n_users: int = 3000, seed: int = 0, **params) -> 
     from shopml.evaluation.metrics import auc
 
     shop = simulate_shop(n_users=n_users, seed=seed)
-    prop = _propensity_by_session(shop.truth)
+    truth = shop.truth.sessions
+    prop = dict(zip(truth["session_id"].to_list(), truth["propensity"].to_list()))
     ev = shop.events.with_columns(pl.col("session_id").cast(pl.Utf8))
     sids = np.array(sorted(ev["session_id"].unique().to_list()))
     rng = np.random.default_rng(seed)

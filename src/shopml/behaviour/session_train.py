@@ -130,13 +130,19 @@ def train_gru4rec(
     momentum: float = 0.0,
     seed: int = 0,
     time_budget: float | None = None,
+    average_from: int | None = None,
+    average_every: int | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> dict:
     """Train ``net`` (:class:`GRU4RecNet`) in place on CSR sessions; returns the history.
 
     ``counts`` (n_items + 1,) are training popularity counts (index 0 ignored). With
     ``n_sample == 0`` the loss is the full softmax over every item. ``time_budget``
-    (seconds) stops training early, at a step boundary.
+    (seconds) stops training early, at a step boundary. With ``average_from=k`` the
+    returned weights are the mean of the weights at the end of epochs k, k+1, ... (Polyak /
+    stochastic weight averaging: the single-epoch weights peak early on small data and then
+    wander; their average sits nearer the centre of the basin). ``average_every=n`` adds a
+    snapshot every n steps of the epochs after ``average_from`` (a denser average).
     """
     torch.manual_seed(seed)
     opt = IndexedAdagrad(net.parameters(), lr=lr, momentum=momentum)
@@ -145,6 +151,7 @@ def train_gru4rec(
     all_items = torch.arange(1, net.n_items + 1)
     t0, hist = time.perf_counter(), {"loss": [], "seconds": [], "steps": []}
     net.train()
+    avg, n_avg = None, 0
     for epoch in range(epochs):
         h, total, n, steps = torch.zeros(batch_size, net.hidden), 0.0, 0, 0
         for batch in session_parallel_batches(indptr, items, batch_size):
@@ -162,15 +169,36 @@ def train_gru4rec(
             net.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if average_every and avg is not None and (steps + 1) % average_every == 0:
+                n_avg += 1
+                avg = _accumulate(net, avg, n_avg)
             total, n, steps = total + float(loss.detach()) * batch_size, n + len(y), steps + 1
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
         hist["loss"].append(total / max(n, 1))
         hist["seconds"].append(time.perf_counter() - t0)
         hist["steps"].append(steps)
+        if average_from is not None and epoch + 1 >= average_from:
+            n_avg += 1
+            avg = _accumulate(net, avg, n_avg)
         if on_epoch is not None:
             on_epoch(epoch, hist["loss"][-1])
         if time_budget is not None and time.perf_counter() - t0 > time_budget:
             break
+    hist["averaged_snapshots"] = n_avg
+    if avg is not None:
+        with torch.no_grad():
+            for name, p in net.named_parameters():
+                p.copy_(avg[name])
     net.eval()
     return hist
+
+
+@torch.no_grad()
+def _accumulate(net, avg: dict | None, n: int) -> dict:
+    """Running mean of the parameters; ``n`` = number of snapshots including this one."""
+    if avg is None:
+        return {k: p.detach().clone() for k, p in net.named_parameters()}
+    for k, p in net.named_parameters():
+        avg[k].mul_((n - 1) / n).add_(p.detach(), alpha=1.0 / n)
+    return avg

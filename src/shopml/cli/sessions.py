@@ -34,7 +34,7 @@ def fit_cmd(
     train: Path = typer.Option(..., "--train", help="Sessions file, one session per line."),
     out: Path = typer.Option(..., "--out", help="Model folder to write."),
     model: str = MODEL_OPT,
-    epochs: int = typer.Option(10, "--epochs"),
+    epochs: int = typer.Option(4, "--epochs", help="GRU epochs."),
     time_budget: float = typer.Option(None, "--time-budget", help="Stop training after this many seconds."),
     hidden: int = typer.Option(None, "--hidden"),
     threads: int = THREADS_OPT,
@@ -120,7 +120,7 @@ def bench_sessions(
     out: Path = typer.Option(..., "--out", help="JSON file to write (a .md twin is written beside it)."),
     threads: int = THREADS_OPT,
     models: str = typer.Option("gru4rec,vsknn,markov,pop", "--models"),
-    epochs: int = typer.Option(10, "--epochs"),
+    epochs: int = typer.Option(4, "--epochs", help="GRU epochs."),
     time_budget: float = typer.Option(None, "--time-budget", help="GRU training seconds at most."),
     intent: bool = typer.Option(True, "--intent/--no-intent", help="Add the simulator purchase-intent row."),
 ):
@@ -137,7 +137,10 @@ def bench_sessions(
         rows.append(_bench_row(name, session_model(name, **params), tr, prefixes, targets))
     if intent:
         rows.append(_intent_row())
-    extra = {"train": str(train), "test": str(test), "threads": threads, "n_test": len(targets)}
+
+    extra = {"train": str(train), "test": str(test), "threads": threads, "n_test": len(targets),
+             "gru4rec_params": _gru_params(epochs, time_budget, None) if "gru4rec" in models else None,
+             "protocol": "every training item ranked; ties pessimistic; targets unseen in training are misses"}  # fmt: skip
     write_benchmark(out, f"sessions: {train.parent.name}", rows, extra=extra)
 
 
