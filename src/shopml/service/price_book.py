@@ -11,8 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import polars as pl
 
@@ -94,63 +92,32 @@ class PriceBook:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> None:
-        """Context rows and prices as JSON, the demand ensemble as safetensors (no pickle)."""
+        """Context rows and prices as JSON; the demand model in ``demand/`` through its own
+        ``save`` (safetensors; no pickle)."""
+        from pathlib import Path
+
         if not hasattr(self, "item_ids_"):
             raise NotFittedError("PriceBook is not fitted")
-        params, tensors, dmeta = _demand_state(self.demand_)
         meta = {"item_ids": self.item_ids_, "current_price": self.current_price_, "cost": self.cost_,
-                "context": self.context_.to_dict(as_series=False), "demand": dmeta,
-                "schema": {c: str(t) for c, t in self.context_.schema.items()}}
+                "context": self.context_.to_dict(as_series=False),
+                "demand_class": f"{type(self.demand_).__module__}.{type(self.demand_).__qualname__}"}
         write_model_dir(path, kind=KIND, params={"item": self.item, "last_weeks": self.last_weeks,
-                                                 "default_max_change": self.default_max_change, "demand": params},
-                        tensors=tensors, meta=meta)
+                                                 "default_max_change": self.default_max_change},
+                        tensors={}, meta=meta)
+        self.demand_.save(Path(path) / "demand")
 
     @classmethod
     def load(cls, path) -> "PriceBook":
+        from pathlib import Path
+
+        from shopml.pricing.demand import NeuralDemand
+
         md = read_model_dir(path, kind=KIND)
+        if md.meta.get("demand_class") != "shopml.pricing.demand.NeuralDemand":
+            raise ArtifactError(f"{path}: unsupported demand model {md.meta.get('demand_class')!r}")
         self = cls(**{k: md.params[k] for k in ("item", "last_weeks", "default_max_change")})
-        self.demand_ = _demand_restore(md.params["demand"], md.tensors, md.meta["demand"])
+        self.demand_ = NeuralDemand.load(Path(path) / "demand")
         self.item_ids_, self.current_price_, self.cost_ = md.meta["item_ids"], md.meta["current_price"], md.meta["cost"]
         self.context_ = pl.DataFrame(md.meta["context"])
         self._index = {i: n for n, i in enumerate(self.item_ids_)}
         return self
-
-
-# NeuralDemand has no save/load of its own yet: persist its fitted state here, through its
-# public constructor and learned attributes, so a run stays JSON + safetensors.
-_DEMAND_ARRAYS = ("num_mean_", "num_std_", "ref_cats_", "ref_nums_")
-
-
-def _demand_state(demand) -> tuple[dict, dict, dict]:
-    names = [p for p in inspect.signature(type(demand).__init__).parameters if p != "self"]
-    params = {n: (list(v) if isinstance(v, tuple) else v) for n in names for v in [getattr(demand, n)]}
-    tensors = {f"a.{n}": np.asarray(getattr(demand, n)) for n in _DEMAND_ARRAYS}
-    for k, net in enumerate(demand.members_):
-        tensors.update({f"m{k}.{n}": t for n, t in net.state_dict().items()})
-    meta = {"vocab": demand.vocab_, "price_mu": demand.price_mu_, "price_sd": demand.price_sd_,
-            "sigma2": demand.sigma2_, "n_members": len(demand.members_), "ref_item": demand.ref_item_.tolist()}
-    return params, tensors, meta
-
-
-def _demand_restore(params: dict, tensors: dict, meta: dict):
-    import torch
-
-    from shopml.pricing.demand import NeuralDemand
-
-    d = NeuralDemand(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()})
-    d.vocab_, d.price_mu_, d.price_sd_, d.sigma2_ = meta["vocab"], meta["price_mu"], meta["price_sd"], meta["sigma2"]
-    for n in _DEMAND_ARRAYS:
-        value = tensors[f"a.{n}"]
-        setattr(d, n, torch.from_numpy(value) if n.startswith("ref_") else value)
-    d.ref_item_ = np.asarray(meta["ref_item"], dtype=str)
-    d.members_ = []
-    for k in range(meta["n_members"]):
-        net = d._new_net()
-        state = {n[len(f"m{k}."):]: torch.from_numpy(t) for n, t in tensors.items() if n.startswith(f"m{k}.")}
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as e:
-            raise ArtifactError(f"demand member {k} does not match its network ({e})") from None
-        net.eval()
-        d.members_.append(net)
-    return d
