@@ -97,7 +97,7 @@ def load_in_chromium(page_path, profile) -> dict:
         s = dt.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ["Runtime", "Log", "Page", "Network"]:
             dt.call(f"{domain}.enable", session=s)
-        dt.call("Page.navigate", session=s, url=page_path.as_uri())
+        dt.call("Page.navigate", session=s, url=page_path.resolve().as_uri())
         dt.wait_event("Page.loadEventFired")
         expr = "JSON.stringify(Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]))"
         images = json.loads(dt.call("Runtime.evaluate", session=s, expression=expr, returnByValue=True)["result"]["value"])
