@@ -135,7 +135,7 @@ class SessionIntentNet(nn.Module):
         self.dwell = nn.Linear(2, dim)
         self.gru = nn.GRU(dim, dim, batch_first=True)
         self.drop = nn.Dropout(dropout)
-        self.intent = nn.Sequential(nn.Linear(3 * dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+        self.intent = nn.Sequential(nn.Linear(3 * dim + 3, dim), nn.ReLU(), nn.Linear(dim, 1))
 
     def forward(self, items: torch.Tensor, types: torch.Tensor, dwell: torch.Tensor):
         """``items``/``types`` (B, L) right-aligned, 0 = padding; ``dwell`` (B, L) seconds.
@@ -152,8 +152,18 @@ class SessionIntentNet(nn.Module):
         # sum and mean over events add session totals (how much was carted, time spent).
         summed = (states * valid).sum(1)
         mean = summed / valid.sum(1).clamp(min=1)
-        logit = self.intent(torch.cat([states[:, -1], mean, summed / 10.0], dim=1)).squeeze(1)
+        logit = self.intent(torch.cat([states[:, -1], mean, summed / 10.0, self.session_stats(types, d)], dim=1)).squeeze(1)
         return states, logit
+
+    @staticmethod
+    def session_stats(types: torch.Tensor, dwell: torch.Tensor) -> torch.Tensor:
+        """(B, 3): log1p(#views), #carts, log1p(mean minutes between events): session totals
+        a GRU can only approximate by counting, handed to the intent head directly."""
+        n_views = (types == 1).sum(1).float()
+        n_carts = (types == 2).sum(1).float()
+        n = (types > 0).sum(1).float()
+        mean_min = dwell.sum(1) / (n - 1).clamp(min=1) / 60.0
+        return torch.stack([torch.log1p(n_views), n_carts.clamp(max=5), torch.log1p(mean_min)], dim=1)
 
     def next_item_logits(self, states: torch.Tensor) -> torch.Tensor:
         """Tied next-item scores for (N, D) states."""
