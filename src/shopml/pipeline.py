@@ -142,12 +142,10 @@ def fit_all(events: pl.DataFrame, out, *, config: FitConfig | None = None, jobs=
 
 
 def _quality(events: pl.DataFrame) -> dict:
-    try:
-        from shopml.data.quality import quality_report
-    except ImportError:
-        return {"n_events": events.height, "n_users": events["user_id"].n_unique(),
-                "n_items": events["item_id"].n_unique()}
-    return quality_report(events)
+    from shopml.data.quality import quality_report
+    from shopml.data.validate import validate_events
+
+    return quality_report(events, validate_events(events))
 
 
 def _need(module: str):

@@ -44,11 +44,7 @@ def _validate(events, path=None) -> dict:
     from shopml.data.quality import quality_report
     from shopml.data.validate import validate_events
 
-    warnings = validate_events(events)
-    report = quality_report(events)
-    if isinstance(report, dict) and warnings and "warnings" not in report:
-        report["warnings"] = warnings
-    return report
+    return quality_report(events, validate_events(events))
 
 
 def _print_quality(report: dict) -> None:
