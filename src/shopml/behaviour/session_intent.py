@@ -1,10 +1,13 @@
 """Purchase intent: P(session ends in a purchase) from its non-purchase events.
 
-:class:`PurchaseIntentModel` runs :class:`SessionIntentNet` (a GRU over item, event type and
-dwell time) with two heads trained together: purchase (binary cross-entropy) and next item
-(cross-entropy, an auxiliary task that shapes the item embeddings). Purchase events are
-removed from the input, so the model sees what happened before the decision; the last
-event's dwell time is set to 0 because it is still running when the prediction is made.
+:class:`PurchaseIntentModel` runs :class:`WideDeepIntentNet`: a GRU over item, event type and
+dwell time (the "deep" part) plus a "wide" logistic part over session totals that a GRU can only
+approximate by counting (log views, carts, log mean minutes between views, log mean viewed
+price) and a learned bias of the session's first category. Two heads train together: purchase
+(binary cross-entropy) and next item (cross-entropy, an auxiliary task that shapes the item
+embeddings). Purchase events are removed from the input, so the model sees what happened
+before the decision; the last event's dwell time is set to 0 because it is still running when
+the prediction is made. ``price`` and ``category`` columns are optional.
 
 Example:
     >>> import polars as pl, datetime as dt
@@ -13,8 +16,8 @@ Example:
     ...     "item_id": ["a", "a", "a", "b", "c"], "event_type": ["view", "cart", "purchase", "view", "view"],
     ...     "timestamp": [t0 + dt.timedelta(seconds=30 * i) for i in range(5)]})
     >>> x = session_tensors(ev, ItemIndex(["a", "b", "c"]))
-    >>> x.labels.tolist(), x.types.tolist()
-    ([1.0, 0.0], [[1, 2], [1, 1]])
+    >>> x.labels.tolist(), x.types.tolist(), x.stats[:, 0].exp().sub(1).round().tolist()
+    ([1.0, 0.0], [[1, 2], [1, 1]], [1.0, 2.0])
 """
 
 from __future__ import annotations
@@ -27,36 +30,49 @@ import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from shopml.artifacts import read_model_dir, write_model_dir
 from shopml.behaviour.session_data import ItemIndex
-from shopml.behaviour.session_nets import SessionIntentNet
 from shopml.errors import DataError, NotFittedError
 
-__all__ = ["PurchaseIntentModel", "session_tensors", "SessionTensors", "simulator_intent_benchmark"]
+__all__ = ["PurchaseIntentModel", "WideDeepIntentNet", "session_tensors", "SessionTensors", "simulator_intent_benchmark"]
 
 EVENT_CODES = {"view": 1, "cart": 2}  # 0 = padding; purchases never enter the input
 KIND = "session-intent"
+N_STATS = 5  # columns of SessionTensors.stats
 
 
 @dataclass
 class SessionTensors:
-    """Right-aligned per-session inputs (S, L) and labels (S,), sessions in ``session_ids`` order."""
+    """Right-aligned per-session inputs (S, L), session totals ``stats`` (S, N_STATS), the first
+    viewed category's index ``first_cat`` (S,) and labels (S,), sessions in ``session_ids`` order."""
 
     session_ids: list[str]
     items: torch.Tensor
     types: torch.Tensor
     dwell: torch.Tensor
     labels: torch.Tensor
+    stats: torch.Tensor
+    first_cat: torch.Tensor
+
+    def inputs(self) -> tuple:
+        return self.items, self.types, self.dwell, self.stats, self.first_cat
 
 
-def session_tensors(events: pl.DataFrame, index: ItemIndex, max_len: int = 50) -> SessionTensors:
-    """Build padded inputs from canonical events with a ``session_id`` column (vectorized)."""
+def session_tensors(events: pl.DataFrame, index: ItemIndex, max_len: int = 50,
+                    categories: ItemIndex | None = None) -> SessionTensors:  # fmt: skip
+    """Build padded inputs from canonical events with a ``session_id`` column (vectorized).
+
+    ``categories`` indexes the first viewed event's ``category`` (0 = unknown or no column).
+    """
     for col in ("session_id", "item_id", "event_type", "timestamp"):
         if col not in events.columns:
             raise DataError("missing required column for session intent", column=col)
-    ev = events.select("session_id", "item_id", "event_type", "timestamp").with_columns(
-        pl.col("session_id").cast(pl.Utf8), pl.col("item_id").cast(pl.Utf8)
+    extra = [pl.col(c) if c in events.columns else pl.lit(None).alias(c) for c in ("price", "category")]
+    ev = events.select("session_id", "item_id", "event_type", "timestamp", *extra).with_columns(
+        pl.col("session_id").cast(pl.Utf8), pl.col("item_id").cast(pl.Utf8),
+        pl.col("price").cast(pl.Float64), pl.col("category").cast(pl.Utf8),
     )
     ev = ev.sort(["session_id", "timestamp"], maintain_order=True)
     labels = ev.group_by("session_id", maintain_order=True).agg((pl.col("event_type") == "purchase").any().alias("y"))
@@ -66,6 +82,7 @@ def session_tensors(events: pl.DataFrame, index: ItemIndex, max_len: int = 50) -
     )
     sids = labels["session_id"].to_list()
     row_of = {s: i for i, s in enumerate(sids)}
+    stats, first_cat = _session_stats(x, row_of, categories)
     x = x.filter(pl.col("from_end") < max_len)
     rows = np.fromiter((row_of[s] for s in x["session_id"].to_list()), dtype=np.int64, count=x.height)
     L = max(1, int(x["from_end"].max() + 1) if x.height else 1)
@@ -77,7 +94,81 @@ def session_tensors(events: pl.DataFrame, index: ItemIndex, max_len: int = 50) -
     dwell[rows, cols] = x["dwell"].to_numpy()
     dwell[:, -1] = 0.0  # the last event's dwell is not known yet when predicting
     y = labels["y"].to_numpy().astype(np.float32)
-    return SessionTensors(sids, *(torch.from_numpy(a) for a in (items, types, dwell, y)))
+    return SessionTensors(sids, *(torch.from_numpy(a) for a in (items, types, dwell, y, stats, first_cat)))
+
+
+def _session_stats(x: pl.DataFrame, row_of: dict, categories: ItemIndex | None):
+    """(S, N_STATS) totals over a session's non-purchase events: log1p(#views), min(#carts, 3),
+    log1p(mean minutes between first and last view), log mean viewed price (0 when unknown)
+    and a has-price flag; plus the first event's category index. Only events before the
+    purchase decision enter (``x`` has no purchases)."""
+    g = x.group_by("session_id").agg(
+        n_views=(pl.col("event_type") != "cart").sum(),
+        n_carts=(pl.col("event_type") == "cart").sum(),
+        span=(pl.col("timestamp").filter(pl.col("event_type") != "cart").max()
+              - pl.col("timestamp").filter(pl.col("event_type") != "cart").min()).dt.total_seconds(fractional=True),
+        price=pl.col("price").filter(pl.col("event_type") != "cart").mean(),
+        cat=pl.col("category").first(),
+    )  # fmt: skip
+    n_views = g["n_views"].to_numpy().astype(np.float64)
+    span = g["span"].fill_null(0.0).to_numpy()
+    mean_min = np.where(n_views > 1, span / np.maximum(n_views - 1, 1) / 60.0, 0.0)
+    price = g["price"].to_numpy().astype(np.float64)
+    has_price = np.isfinite(price) & (price > 0)
+    cols = [np.log1p(n_views), np.minimum(g["n_carts"].to_numpy(), 3), np.log1p(np.maximum(mean_min, 0.0)),
+            np.where(has_price, np.log(np.where(has_price, price, 1.0)), 0.0), has_price]  # fmt: skip
+    stats = np.zeros((len(row_of), N_STATS), np.float32)
+    first_cat = np.zeros(len(row_of), np.int64)
+    rows = np.fromiter((row_of[s] for s in g["session_id"].to_list()), dtype=np.int64, count=g.height)
+    stats[rows] = np.stack(cols, axis=1)
+    if categories is not None:
+        first_cat[rows] = categories.encode([c if c is not None else "" for c in g["cat"].to_list()])
+    return stats, first_cat
+
+
+class WideDeepIntentNet(nn.Module):
+    """Purchase logit = wide logistic part over standardized session totals + first-category
+    bias + an MLP over the GRU's last and mean states; next-item logits tied to the item
+    embeddings. The wide part is what the GRU would otherwise have to learn by counting.
+
+    Example:
+        >>> net = WideDeepIntentNet(n_items=5, n_categories=2, dim=4)
+        >>> items = torch.tensor([[0, 1, 2]]); types = torch.tensor([[0, 1, 1]])
+        >>> net(items, types, torch.zeros(1, 3), torch.zeros(1, N_STATS), torch.tensor([1]))[1].shape
+        torch.Size([1])
+    """
+
+    def __init__(self, n_items: int, n_categories: int = 0, dim: int = 64, dropout: float = 0.1):
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.etype = nn.Embedding(len(EVENT_CODES) + 1, dim, padding_idx=0)
+        self.dwell = nn.Linear(2, dim)
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.deep = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+        self.wide = nn.Linear(N_STATS, 1)
+        self.cat_bias = nn.Embedding(n_categories + 1, 1)
+        nn.init.zeros_(self.cat_bias.weight)
+        # standardization of the wide inputs, set from the training sessions (saved with the weights)
+        self.register_buffer("stat_mean", torch.zeros(N_STATS))
+        self.register_buffer("stat_std", torch.ones(N_STATS))
+
+    def forward(self, items, types, dwell, stats, first_cat):
+        """``items``/``types`` (B, L) right-aligned, 0 = padding; ``dwell`` (B, L) seconds;
+        ``stats`` (B, N_STATS); ``first_cat`` (B,). Returns ``(states (B, L, D), logit (B,))``."""
+        valid = (types > 0).unsqueeze(-1)
+        d = dwell.clamp(min=0)
+        dfeat = torch.stack([torch.log1p(d), (d / 60.0).clamp(max=30.0)], dim=-1)
+        x = self.item(items) + self.etype(types) + self.dwell(dfeat)
+        states, _ = self.gru(self.drop(x * valid))
+        mean = (states * valid).sum(1) / valid.sum(1).clamp(min=1)
+        deep = self.deep(self.drop(torch.cat([states[:, -1], mean], dim=1))).squeeze(1)
+        wide = self.wide((stats - self.stat_mean) / self.stat_std).squeeze(1) + self.cat_bias(first_cat).squeeze(1)
+        return states, wide + deep
+
+    def next_item_logits(self, states: torch.Tensor) -> torch.Tensor:
+        """Tied next-item scores for (N, D) states."""
+        return states @ self.item.weight.T
 
 
 class PurchaseIntentModel:
@@ -104,19 +195,23 @@ class PurchaseIntentModel:
         """
         from shopml.training import IndexBatches, TrainConfig, train
 
-        items = events.filter(pl.col("event_type") != "purchase")["item_id"].cast(pl.Utf8).unique(maintain_order=True)
-        self.items_ = ItemIndex(items.to_list())
-        x = session_tensors(events, self.items_)
+        inputs = events.filter(pl.col("event_type") != "purchase")
+        self.items_ = ItemIndex(inputs["item_id"].cast(pl.Utf8).unique(maintain_order=True).to_list())
+        cats = inputs["category"].drop_nulls().cast(pl.Utf8).unique(maintain_order=True) if "category" in inputs.columns else []
+        self.categories_ = ItemIndex(list(cats))
+        x = session_tensors(events, self.items_, categories=self.categories_)
         if x.labels.numel() == 0:
             raise DataError("no sessions to train on")
         self.base_rate_ = float(x.labels.mean())
         torch.manual_seed(self.seed)  # the init must not depend on what ran before
-        self.net_ = SessionIntentNet(self.items_.n_items, n_event_types=len(EVENT_CODES), dim=self.dim)
+        self.net_ = self._net()
         perm = torch.randperm(len(x.labels), generator=torch.Generator().manual_seed(self.seed))
         n_valid = int(self.valid_fraction * len(perm)) if len(perm) >= 50 else 0
         va, tr = perm[:n_valid], perm[n_valid:]
-        tensors = [t[tr] for t in (x.items, x.types, x.dwell, x.labels)]
-        validate = self._validator([t[va] for t in (x.items, x.types, x.dwell, x.labels)]) if n_valid else None
+        self.net_.stat_mean.copy_(x.stats[tr].mean(0))
+        self.net_.stat_std.copy_(x.stats[tr].std(0).nan_to_num(1.0).clamp(min=1e-3))
+        tensors = [t[tr] for t in (*x.inputs(), x.labels)]
+        validate = self._validator([t[va] for t in (*x.inputs(), x.labels)]) if n_valid else None
         cfg = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
                           progress=False, patience=self.patience, monitor="auc")  # fmt: skip
         t0 = time.perf_counter()
@@ -129,16 +224,17 @@ class PurchaseIntentModel:
     def _validator(valid):
         from shopml.evaluation.metrics import auc
 
-        items, types, dwell, y = valid
+        *inputs, y = valid
 
         def validate(net) -> dict:
-            return {"auc": float(auc(y.numpy(), net(items, types, dwell)[1].numpy()))}
+            return {"auc": float(auc(y.numpy(), net(*inputs)[1].numpy()))}
 
         return validate
 
     def _loss(self, net, batch) -> torch.Tensor:
-        items, types, dwell, y = batch
-        states, logit = net(items, types, dwell)
+        *inputs, y = batch
+        items = inputs[0]
+        states, logit = net(*inputs)
         loss = F.binary_cross_entropy_with_logits(logit, y)
         # next-item head: logits only at positions whose next event is a real item
         has_next = (items[:, :-1] > 0) & (items[:, 1:] > 0)
@@ -147,6 +243,9 @@ class PurchaseIntentModel:
             loss = loss + self.next_item_weight * F.cross_entropy(logits, items[:, 1:][has_next])
         return loss
 
+    def _net(self) -> WideDeepIntentNet:
+        return WideDeepIntentNet(self.items_.n_items, self.categories_.n_items, dim=self.dim)
+
     def predict_proba(self, events: pl.DataFrame) -> dict:
         """``{"session_id": [...], "p_purchase": [...], "fallback": [None | "base_rate"]}``.
 
@@ -154,9 +253,9 @@ class PurchaseIntentModel:
         """
         if not hasattr(self, "net_"):
             raise NotFittedError("PurchaseIntentModel is not fitted; call fit() first")
-        x = session_tensors(events, self.items_)
+        x = session_tensors(events, self.items_, categories=self.categories_)
         with torch.no_grad():
-            p = torch.sigmoid(self.net_(x.items, x.types, x.dwell)[1]).numpy() if len(x.session_ids) else np.zeros(0)
+            p = torch.sigmoid(self.net_(*x.inputs())[1]).numpy() if len(x.session_ids) else np.zeros(0)
         empty = ((x.types > 0).sum(1) == 0).numpy() | ~np.isfinite(p)
         p = np.where(empty, self.base_rate_, p)
         return {"session_id": x.session_ids, "p_purchase": p.tolist(), "fallback": ["base_rate" if e else None for e in empty]}
@@ -164,7 +263,7 @@ class PurchaseIntentModel:
     def save(self, path) -> None:
         if not hasattr(self, "net_"):
             raise NotFittedError("PurchaseIntentModel is not fitted; call fit() first")
-        meta = {"items": self.items_.ids, "base_rate": self.base_rate_}
+        meta = {"items": self.items_.ids, "categories": self.categories_.ids, "base_rate": self.base_rate_}
         write_model_dir(path, kind=KIND, params=self.get_params(), tensors=self.net_.state_dict(), meta=meta)
 
     @classmethod
@@ -172,7 +271,8 @@ class PurchaseIntentModel:
         md = read_model_dir(Path(path), kind=KIND)
         self = cls(**md.params)
         self.items_, self.base_rate_ = ItemIndex(md.meta["items"]), md.meta["base_rate"]
-        self.net_ = SessionIntentNet(self.items_.n_items, n_event_types=len(EVENT_CODES), dim=self.dim)
+        self.categories_ = ItemIndex(md.meta["categories"])
+        self.net_ = self._net()
         self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()})
         self.net_.eval()
         return self
