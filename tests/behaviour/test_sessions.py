@@ -103,6 +103,37 @@ def test_adagrad_updates_only_touched_rows():
     assert torch.allclose(emb.weight[1] - before[1], torch.full((3,), -0.1), atol=1e-4)
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_gathered_rows_step_equals_sparse_step(momentum):
+    """The fast path (distinct rows gathered, updated by update_rows) takes the same steps
+    as the sparse-gradient path, duplicates and momentum included, over several steps."""
+    torch.manual_seed(0)
+    a, b = GRU4RecNet(n_items=12, hidden=6, dropout_hidden=0.0), GRU4RecNet(n_items=12, hidden=6, dropout_hidden=0.0)
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = IndexedAdagrad(a.parameters(), lr=0.1, momentum=momentum), IndexedAdagrad(b.parameters(), lr=0.1, momentum=momentum)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x, y = torch.randint(1, 13, (4,), generator=gen), torch.randint(1, 13, (4,), generator=gen)
+        cand = torch.cat([y, torch.tensor([3, 3, 7, 1])])  # duplicated negatives
+        _, logits = a.train_logits(torch.zeros(4, 6), x, cand)
+        a.zero_grad(set_to_none=True)
+        sampled_logq_loss(logits, None, 4).backward()
+        opt_a.step()
+        uniq, inv = torch.unique(torch.cat([x, cand]), return_inverse=True)
+        buniq, binv = torch.unique(cand, return_inverse=True)
+        rows = b.item.weight.detach().index_select(0, uniq).requires_grad_()
+        brows = b.bias.weight.detach().index_select(0, buniq).requires_grad_()
+        _, logits_b = b.train_logits_rows(torch.zeros(4, 6), x, rows, inv, brows, binv)
+        b.zero_grad(set_to_none=True)
+        sampled_logq_loss(logits_b, None, 4).backward()
+        opt_b.step()
+        opt_b.update_rows(b.item.weight, uniq, rows)
+        opt_b.update_rows(b.bias.weight, buniq, brows)
+        assert torch.allclose(logits, logits_b, atol=1e-5)
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-5), name
+
+
 # --- planted signal and contract -----------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,25 @@ class GRU4RecNet(nn.Module):
         logits = o @ out.T + self.bias(candidates).T
         return h, logits
 
+    def train_logits_rows(self, h: torch.Tensor, x: torch.Tensor, rows: torch.Tensor, inv: torch.Tensor,
+                          bias_rows: torch.Tensor, bias_inv: torch.Tensor):  # fmt: skip
+        """:meth:`train_logits` on gathered blocks of the tables, same maths.
+
+        ``rows`` (U, H) are the distinct item rows a step touches and ``inv`` (B + C,) maps
+        the inputs (first B = ``len(x)``) and the candidates to them; ``bias_rows`` (V, 1) /
+        ``bias_inv`` (C,) the same for the candidates' biases. Scores are computed once per
+        distinct row and then spread to the candidate columns, so a negative drawn twice
+        costs one row of the matrix product and the gradient lands on the small (U, H) block
+        with duplicates summed: no sparse COO gradient to build and coalesce, no (C, H)
+        gather. Returns ``(new_h, logits (B, C))``.
+        """
+        n = len(x)
+        e = rows.index_select(0, inv[:n])
+        h = self.drop_hidden(self.gru(self.drop_embed(e), h))
+        o = h + self.last(e) if self.skip else h
+        logits = (o @ rows.T).index_select(1, inv[n:]) + bias_rows.index_select(0, bias_inv).T
+        return h, logits
+
     def encode(self, prefixes: torch.Tensor) -> torch.Tensor:
         """Output state after right-aligned prefixes (B, L), 0 = padding.
 

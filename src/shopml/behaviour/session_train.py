@@ -49,9 +49,10 @@ class IndexedAdagrad(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                if not state:
-                    state["acc"] = torch.zeros_like(p)
-                    if mom > 0:
+                if p.grad.is_sparse or mom > 0:
+                    if "acc" not in state:
+                        state["acc"] = torch.zeros_like(p)
+                    if mom > 0 and "mom" not in state:
                         state["mom"] = torch.zeros_like(p)
                 if p.grad.is_sparse:
                     self._sparse_update(p, state, lr, mom, eps)
@@ -61,6 +62,16 @@ class IndexedAdagrad(torch.optim.Optimizer):
                 self._dense_update(dense, lr, mom, eps)
 
     def _dense_update(self, params, lr, mom, eps):
+        if mom == 0:
+            # torch's fused Adagrad kernel: one pass instead of four. It divides by
+            # sqrt(sum) + eps'; with the sum started at eps and eps' = 0 that is exactly
+            # sqrt(eps + sum g^2), the update documented above.
+            sums = [self.state[p].setdefault("acc_eps", torch.full_like(p, eps)) for p in params]
+            steps = [self.state[p].setdefault("fused_step", torch.zeros(())) for p in params]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adagrad_(params, [p.grad for p in params], sums, steps, lr=lr, lr_decay=0.0,
+                                  weight_decay=0.0, eps=0.0, maximize=False)  # fmt: skip
+            return
         # foreach kernels: one fused pass per op over all dense tensors (GRU weights)
         grads = [p.grad for p in params]
         accs = [self.state[p]["acc"] for p in params]
@@ -74,6 +85,31 @@ class IndexedAdagrad(torch.optim.Optimizer):
             torch._foreach_add_(params, moms)
         else:
             torch._foreach_addcdiv_(params, grads, std, value=-lr)
+
+    @torch.no_grad()
+    def update_rows(self, p: torch.Tensor, idx: torch.Tensor, rows: torch.Tensor) -> None:
+        """Adagrad step of the DISTINCT rows ``idx`` of ``p`` from a gathered copy ``rows``
+        (U, ...) whose ``.grad`` holds their summed gradient: the same update as a sparse
+        gradient, without building and coalescing a COO tensor. ``p`` must be in this
+        optimizer's groups (its hyper-parameters and state are used)."""
+        group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
+        lr, mom, eps = group["lr"], group["momentum"], group["eps"]
+        state = self.state[p]
+        if "acc_eps" not in state:  # eps + sum g^2: the eps is added once, not every step
+            state["acc_eps"] = torch.full_like(p, eps)
+        if mom > 0 and "mom" not in state:
+            state["mom"] = torch.zeros_like(p)
+        g, new = rows.grad, rows.detach()
+        acc = state["acc_eps"].index_select(0, idx).addcmul_(g, g)
+        state["acc_eps"].index_copy_(0, idx, acc)
+        if mom > 0:
+            step = state["mom"].index_select(0, idx).mul_(mom).addcmul_(g, acc.rsqrt_(), value=-lr)
+            state["mom"].index_copy_(0, idx, step)
+            new.add_(step)
+        else:
+            new.addcmul_(g, acc.rsqrt_(), value=-lr)
+        # idx is distinct and rows held p[idx] before the step: one copy, no gather
+        p.index_copy_(0, idx, new)
 
     @staticmethod
     def _sparse_update(p, state, lr, mom, eps):
@@ -159,9 +195,15 @@ def train_gru4rec(
             x, y = torch.from_numpy(batch.inputs), torch.from_numpy(batch.targets)
             if sampler is not None:
                 neg = torch.from_numpy(sampler.draw())
-                cand = torch.cat([y, neg])
                 log_q = torch.cat([log_pop[y], sample_alpha * log_pop[neg]]) * logq if logq else None
-                h, logits = net.train_logits(h, x, cand)
+                cand = torch.cat([y, neg])
+                # distinct rows touched (inputs + candidates; biases: candidates only, so that
+                # momentum moves exactly the rows a sparse gradient would have held)
+                uniq, inv = torch.unique(torch.cat([x, cand]), return_inverse=True)
+                buniq, binv = torch.unique(cand, return_inverse=True)
+                rows = net.item.weight.detach().index_select(0, uniq).requires_grad_()
+                bias_rows = net.bias.weight.detach().index_select(0, buniq).requires_grad_()
+                h, logits = net.train_logits_rows(h, x, rows, inv, bias_rows, binv)
                 loss = sampled_logq_loss(logits, log_q, batch_size)
             else:
                 h, logits = net.train_logits(h, x, all_items)
@@ -169,6 +211,9 @@ def train_gru4rec(
             net.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sampler is not None:
+                opt.update_rows(net.item.weight, uniq, rows)
+                opt.update_rows(net.bias.weight, buniq, bias_rows)
             if average_every and avg is not None and (steps + 1) % average_every == 0:
                 n_avg += 1
                 avg = _accumulate(net, avg, n_avg)
