@@ -209,7 +209,11 @@ class PurchaseIntentModel:
         n_valid = int(self.valid_fraction * len(perm)) if len(perm) >= 50 else 0
         va, tr = perm[:n_valid], perm[n_valid:]
         self.net_.stat_mean.copy_(x.stats[tr].mean(0))
-        self.net_.stat_std.copy_(x.stats[tr].std(0).nan_to_num(1.0).clamp(min=1e-3))
+        # A column that is constant in training (e.g. "price known" when every event has a
+        # price) keeps unit scale: dividing by a clamped ~0 spread would turn an unseen value
+        # at request time into a logit of thousands (P = 1.0 exactly).
+        std = x.stats[tr].std(0).nan_to_num(0.0)
+        self.net_.stat_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std.clamp(min=1e-3)))
         tensors = [t[tr] for t in (*x.inputs(), x.labels)]
         validate = self._validator([t[va] for t in (*x.inputs(), x.labels)]) if n_valid else None
         cfg = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed,
