@@ -68,6 +68,17 @@ class ModelDir:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def json_default(o: Any):
+    """``json.dumps(default=...)`` hook: numpy scalars and arrays become Python values, paths strings."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a text file via a temporary sibling and os.replace (atomic on POSIX)."""
     path = Path(path)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from shopml.artifacts import _recover, atomic_dir
+from shopml.artifacts import json_default as _json_default
 from shopml.errors import ArtifactError
 
 __all__ = [
@@ -118,18 +119,6 @@ def _sha256(path: Path) -> str:
 def _class_path(obj) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def _dump(obj) -> str:

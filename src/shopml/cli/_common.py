@@ -12,6 +12,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from shopml.artifacts import json_default as _json_default
+
 app = typer.Typer(
     name="shopml",
     help="shopml: recommendations, behaviour prediction and price optimization for shops.",
@@ -31,18 +33,6 @@ def print_json(obj: Any) -> None:
     """Print one JSON document on stdout (numbers as plain floats, no Rich markup)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
     sys.stdout.flush()
-
-
-def _json_default(o: Any):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
 def peak_rss_mb() -> float:

@@ -6,7 +6,8 @@ Example:
     0.5
 """
 
-from shopml.evaluation.metrics import (
+from shopml.evaluation.metrics import (  # __all__: one list of the public names, kept in metrics
+    __all__,
     auc,
     hit_rate,
     log_loss,
@@ -19,17 +20,3 @@ from shopml.evaluation.metrics import (
     target_ranks,
     wape,
 )
-
-__all__ = [
-    "target_ranks",
-    "rank_all",
-    "hit_rate",
-    "ndcg",
-    "mrr",
-    "recall",
-    "auc",
-    "log_loss",
-    "mae",
-    "rmse",
-    "wape",
-]
