@@ -8,7 +8,7 @@ import torch
 
 from shopml.behaviour.session_data import NegativeSampler, SessionBatch, session_parallel_batches
 from shopml.behaviour.session_nets import GRU4RecNet
-from shopml.behaviour.session_train import IndexedAdagrad, carry_hidden, sampled_logq_loss
+from shopml.behaviour.session_train import IndexedAdagrad, bpr_max_loss, carry_hidden, sampled_logq_loss
 from shopml.behaviour.sessions import SessionRecommender, load_session_model
 from shopml.errors import ConfigError, DataError, NotFittedError
 
@@ -85,6 +85,32 @@ def test_logq_correction_subtracts_log_sampling_weight():
     assert corrected < plain
 
 
+def test_bpr_max_matches_hand_computed_values():
+    # row 0: target 2 vs negatives 0, 0 -> equal softmax weights, loss = -log sigmoid(2)
+    # row 1: target 0 vs negatives 1, -1 -> weights softmax(1, -1) = (.8808, .1192);
+    #   -log(.8808 * sigmoid(-1) + .1192 * sigmoid(1)) = 1.1270, + bpreg * (.8808 + .1192) = 1
+    logits = torch.tensor([[2.0, 0.0, 0.0], [1.0, 0.0, -1.0]])
+    target_col = torch.tensor([0, 1])
+    plain = bpr_max_loss(logits, target_col, bpreg=0.0, elu_param=0.0, norm=1)
+    assert plain.item() == pytest.approx(0.1269 + 1.1270, abs=1e-3)
+    reg = bpr_max_loss(logits, target_col, bpreg=1.0, elu_param=0.0, norm=2)
+    assert reg.item() == pytest.approx((0.1269 + 1.1270 + 1.0) / 2, abs=1e-3)
+    # the ELU final activation maps -1 to .5 * (exp(-1) - 1) before the loss
+    elu = bpr_max_loss(torch.tensor([[0.0, -1.0]]), torch.tensor([0]), bpreg=0.0, elu_param=0.5, norm=1)
+    assert elu.item() == pytest.approx(-np.log(1 / (1 + np.exp(0.5 * (np.exp(-1) - 1)))), abs=1e-5)
+
+
+def test_bpr_max_ignores_the_target_column_as_a_negative():
+    # raising the target's own score must only lower the loss (it never acts as a negative)
+    base = torch.tensor([[0.0, 0.5, -0.5, 1.0]])
+    hi = base.clone()
+    hi[0, 2] = 3.0
+    col = torch.tensor([2])
+    lo_loss = bpr_max_loss(base, col, bpreg=1.0, elu_param=0.5, norm=1)
+    hi_loss = bpr_max_loss(hi, col, bpreg=1.0, elu_param=0.5, norm=1)
+    assert hi_loss < lo_loss
+
+
 def test_constrained_embedding_ties_input_and_output():
     net = GRU4RecNet(n_items=10, hidden=4)
     assert not any(p.shape == net.item.weight.shape for n, p in net.named_parameters() if n != "item.weight")
@@ -154,6 +180,14 @@ def test_learns_planted_successors(fitted):
     assert np.mean([t[0] == f"i{succ[i]}" for i, t in enumerate(top1)]) > 0.9
 
 
+def test_bpr_max_learns_planted_successors():
+    train, succ = planted_sessions()
+    m = SessionRecommender(hidden=32, batch_size=16, n_sample=8, sample_alpha=0.5, lr=0.1, momentum=0.3,
+                           loss="bpr-max", bpreg=1.0, elu_param=0.5, logq=0.0, epochs=4).fit(train)  # fmt: skip
+    top1 = m.predict([[f"i{i}"] for i in range(30)], k=1)
+    assert np.mean([t[0] == f"i{succ[i]}" for i, t in enumerate(top1)]) > 0.9
+
+
 def test_fallback_empty_and_unknown_sessions(fitted):
     m, _ = fitted
     recs = m.recommend([[], ["never-seen", "nope"], ["i3"]], k=3)
@@ -183,6 +217,8 @@ def test_not_fitted_and_bad_params():
         SessionRecommender(dropout_hidden=1.5).fit([["a", "b"]])
     with pytest.raises(ConfigError):
         SessionRecommender().fit([["a"]])  # no session with a next click
+    with pytest.raises(ConfigError, match="bpr-max"):
+        SessionRecommender(loss="top1").fit([["a", "b"]])
 
 
 def test_malformed_file_is_one_data_error(tmp_path):

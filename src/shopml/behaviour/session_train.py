@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -26,7 +27,9 @@ import torch.nn.functional as F
 
 from shopml.behaviour.session_data import NegativeSampler, SessionBatch, session_parallel_batches
 
-__all__ = ["IndexedAdagrad", "train_gru4rec", "carry_hidden", "sampled_logq_loss"]
+__all__ = ["IndexedAdagrad", "train_gru4rec", "carry_hidden", "sampled_logq_loss", "bpr_max_loss", "LOSSES"]
+
+LOSSES = ("cross-entropy", "bpr-max")
 
 
 class IndexedAdagrad(torch.optim.Optimizer):
@@ -151,6 +154,29 @@ def sampled_logq_loss(logits: torch.Tensor, log_q: torch.Tensor | None, norm: in
     return F.cross_entropy(logits, target, reduction="sum") / norm
 
 
+def bpr_max_loss(logits: torch.Tensor, target_col: torch.Tensor, *, bpreg: float, elu_param: float,
+                 norm: int) -> torch.Tensor:  # fmt: skip
+    """BPR-max of Hidasi & Karatzoglou (2018) over (B, C) logits; ``target_col`` (B,)
+    holds each row's target column.
+
+    Per row: -log sum_j s_j sigmoid(r_target - r_j) + bpreg * sum_j s_j r_j^2, where s is the
+    softmax over the negatives only (the target's own column gets weight 0). The softmax
+    weights make the loss focus on the highest-scoring negatives, so it keeps learning
+    when most sampled negatives are already ranked low, where plain BPR's gradient
+    vanishes; the score regularizer keeps that from pushing the scores apart without bound.
+    Scores first pass through ELU(``elu_param``) (the official ``elu-0.5`` final
+    activation; 0 = none). ELU is monotone, so the ranking at prediction time is the same.
+    """
+    if elu_param > 0:
+        logits = F.elu(logits, alpha=elu_param)
+    is_target = F.one_hot(target_col, logits.shape[1]).bool()
+    weights = torch.softmax(logits.masked_fill(is_target, -math.inf), dim=1)
+    target = logits.gather(1, target_col.unsqueeze(1))
+    ranked = (torch.sigmoid(target - logits) * weights).sum(1)
+    loss = -torch.log(ranked + 1e-24) + bpreg * (logits.square() * weights).sum(1)
+    return loss.sum() / norm
+
+
 def train_gru4rec(
     net,
     indptr: np.ndarray,
@@ -164,6 +190,9 @@ def train_gru4rec(
     logq: float = 1.0,
     lr: float = 0.07,
     momentum: float = 0.0,
+    loss: str = "cross-entropy",
+    bpreg: float = 1.0,
+    elu_param: float = 0.5,
     seed: int = 0,
     time_budget: float | None = None,
     average_from: int | None = None,
@@ -172,14 +201,20 @@ def train_gru4rec(
 ) -> dict:
     """Train ``net`` (:class:`GRU4RecNet`) in place on CSR sessions; returns the history.
 
-    ``counts`` (n_items + 1,) are training popularity counts (index 0 ignored). With
-    ``n_sample == 0`` the loss is the full softmax over every item. ``time_budget``
+    ``counts`` (n_items + 1,) are training popularity counts (index 0 ignored). ``loss`` is
+    ``"cross-entropy"`` (softmax; ``logq`` corrects its sampling bias) or ``"bpr-max"``
+    (:func:`bpr_max_loss` with ``bpreg`` and ``elu_param``; ``logq`` is not used). With
+    ``n_sample == 0`` the candidates are every item instead of the batch's targets plus
+    shared negatives. ``time_budget``
     (seconds) stops training early, at a step boundary. With ``average_from=k`` the
     returned weights are the mean of the weights at the end of epochs k, k+1, ... (Polyak /
     stochastic weight averaging: the single-epoch weights peak early on small data and then
     wander; their average sits nearer the centre of the basin). ``average_every=n`` adds a
     snapshot every n steps of the epochs after ``average_from`` (a denser average).
     """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    bpr_max = loss == "bpr-max"
     torch.manual_seed(seed)
     opt = IndexedAdagrad(net.parameters(), lr=lr, momentum=momentum)
     sampler = NegativeSampler(counts, n_sample, sample_alpha, seed=seed) if n_sample > 0 else None
@@ -195,7 +230,7 @@ def train_gru4rec(
             x, y = torch.from_numpy(batch.inputs), torch.from_numpy(batch.targets)
             if sampler is not None:
                 neg = torch.from_numpy(sampler.draw())
-                log_q = torch.cat([log_pop[y], sample_alpha * log_pop[neg]]) * logq if logq else None
+                log_q = torch.cat([log_pop[y], sample_alpha * log_pop[neg]]) * logq if logq and not bpr_max else None
                 cand = torch.cat([y, neg])
                 # distinct rows touched (inputs + candidates; biases: candidates only, so that
                 # momentum moves exactly the rows a sparse gradient would have held)
@@ -204,12 +239,18 @@ def train_gru4rec(
                 rows = net.item.weight.detach().index_select(0, uniq).requires_grad_()
                 bias_rows = net.bias.weight.detach().index_select(0, buniq).requires_grad_()
                 h, logits = net.train_logits_rows(h, x, rows, inv, bias_rows, binv)
-                loss = sampled_logq_loss(logits, log_q, batch_size)
+                target_col = torch.arange(len(y))  # the batch's targets sit on the diagonal
             else:
                 h, logits = net.train_logits(h, x, all_items)
-                loss = F.cross_entropy(logits, y - 1, reduction="sum") / batch_size
+                target_col, log_q = y - 1, None
+            if bpr_max:
+                step_loss = bpr_max_loss(logits, target_col, bpreg=bpreg, elu_param=elu_param, norm=batch_size)
+            elif sampler is not None:
+                step_loss = sampled_logq_loss(logits, log_q, batch_size)
+            else:
+                step_loss = F.cross_entropy(logits, target_col, reduction="sum") / batch_size
             net.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss.backward()
             opt.step()
             if sampler is not None:
                 opt.update_rows(net.item.weight, uniq, rows)
@@ -217,7 +258,7 @@ def train_gru4rec(
             if average_every and avg is not None and (steps + 1) % average_every == 0:
                 n_avg += 1
                 avg = _accumulate(net, avg, n_avg)
-            total, n, steps = total + float(loss.detach()) * batch_size, n + len(y), steps + 1
+            total, n, steps = total + float(step_loss.detach()) * batch_size, n + len(y), steps + 1
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
         hist["loss"].append(total / max(n, 1))

@@ -25,7 +25,7 @@ from shopml.artifacts import read_model_dir, write_model_dir
 from shopml.behaviour.session_base import SessionRankerBase, build_index, popularity_counts
 from shopml.behaviour.session_data import ItemIndex
 from shopml.behaviour.session_nets import GRU4RecNet
-from shopml.behaviour.session_train import train_gru4rec
+from shopml.behaviour.session_train import LOSSES, train_gru4rec
 from shopml.errors import ConfigError
 
 __all__ = ["SessionRecommender"]
@@ -50,8 +50,10 @@ class SessionRecommender(SessionRankerBase):
         batch_size: parallel sessions per step.
         n_sample: shared negatives per step (0 = full softmax over all items).
         sample_alpha: negatives are drawn with probability ~ popularity**sample_alpha.
-        logq: weight of the logQ correction (1 = full correction, 0 = none).
+        logq: weight of the logQ correction (1 = full correction, 0 = none); cross-entropy only.
         lr, momentum: Adagrad learning rate and momentum.
+        loss: ``"cross-entropy"`` or ``"bpr-max"``; ``bpreg`` and ``elu_param`` (the
+            score regularizer and the ELU final activation) apply to bpr-max only.
         dropout_hidden, dropout_embed: dropout rates.
         skip: add the last click's (linearly mapped) embedding to the output state.
         epochs: passes over the data; ``time_budget`` (seconds) may stop earlier.
@@ -72,6 +74,9 @@ class SessionRecommender(SessionRankerBase):
         logq: float = 1.0,
         lr: float = 0.07,
         momentum: float = 0.0,
+        loss: str = "cross-entropy",
+        bpreg: float = 1.0,
+        elu_param: float = 0.5,
         dropout_hidden: float = 0.2,
         dropout_embed: float = 0.0,
         skip: bool = False,
@@ -84,6 +89,7 @@ class SessionRecommender(SessionRankerBase):
     ):
         self.hidden, self.batch_size, self.n_sample = hidden, batch_size, n_sample
         self.sample_alpha, self.logq, self.lr, self.momentum = sample_alpha, logq, lr, momentum
+        self.loss, self.bpreg, self.elu_param = loss, bpreg, elu_param
         self.dropout_hidden, self.dropout_embed, self.skip = dropout_hidden, dropout_embed, skip
         self.epochs, self.average_from, self.average_every, self.time_budget = epochs, average_from, average_every, time_budget
         self.seed, self.threads = seed, threads
@@ -98,6 +104,8 @@ class SessionRecommender(SessionRankerBase):
             raise ConfigError("dropout rates must be in [0, 1)")
         if self.lr <= 0:
             raise ConfigError("lr must be > 0")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
 
     def fit(self, sessions: Sequence[Sequence]) -> "SessionRecommender":
         """Train on sessions: each a chronological sequence of raw item ids."""
@@ -115,7 +123,7 @@ class SessionRecommender(SessionRankerBase):
             net, indptr, items, self.pop_,
             epochs=self.epochs, batch_size=self.batch_size, n_sample=self.n_sample,
             sample_alpha=self.sample_alpha, logq=self.logq, lr=self.lr, momentum=self.momentum,
-            seed=self.seed, time_budget=self.time_budget, average_from=self.average_from,
+            loss=self.loss, bpreg=self.bpreg, elu_param=self.elu_param, seed=self.seed, time_budget=self.time_budget, average_from=self.average_from,
             average_every=self.average_every,
         )  # fmt: skip
         self.train_seconds_ = time.perf_counter() - t0
