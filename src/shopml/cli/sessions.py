@@ -20,10 +20,12 @@ MODEL_OPT = typer.Option("gru4rec", "--model", help="gru4rec, vsknn, markov or p
 THREADS_OPT = typer.Option(2, "--threads", help="torch threads (this machine has 2 cores).")
 
 
-def _gru_params(epochs: int, time_budget: float | None, hidden: int | None) -> dict:
+def _gru_params(epochs: int | None, time_budget: float | None, hidden: int | None) -> dict:
     from shopml.behaviour.sessions import DEFAULTS_YOOCHOOSE
 
-    p = dict(DEFAULTS_YOOCHOOSE, epochs=epochs, time_budget=time_budget)
+    p = dict(DEFAULTS_YOOCHOOSE, time_budget=time_budget)
+    if epochs:
+        p["epochs"] = epochs
     if hidden:
         p["hidden"] = hidden
     return p
@@ -34,7 +36,7 @@ def fit_cmd(
     train: Path = typer.Option(..., "--train", help="Sessions file, one session per line."),
     out: Path = typer.Option(..., "--out", help="Model folder to write."),
     model: str = MODEL_OPT,
-    epochs: int = typer.Option(4, "--epochs", help="GRU epochs."),
+    epochs: int | None = typer.Option(None, "--epochs", help="GRU epochs (default: 10, the benchmark setting)."),
     time_budget: float = typer.Option(None, "--time-budget", help="Stop training after this many seconds."),
     hidden: int = typer.Option(None, "--hidden"),
     threads: int = THREADS_OPT,
@@ -120,7 +122,7 @@ def bench_sessions(
     out: Path = typer.Option(..., "--out", help="JSON file to write (a .md twin is written beside it)."),
     threads: int = THREADS_OPT,
     models: str = typer.Option("gru4rec,vsknn,markov,pop", "--models"),
-    epochs: int = typer.Option(4, "--epochs", help="GRU epochs."),
+    epochs: int | None = typer.Option(None, "--epochs", help="GRU epochs (default: 10, the benchmark setting)."),
     time_budget: float = typer.Option(None, "--time-budget", help="GRU training seconds at most."),
     intent: bool = typer.Option(True, "--intent/--no-intent", help="Add the simulator purchase-intent row."),
 ):
