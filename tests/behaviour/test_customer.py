@@ -83,6 +83,19 @@ def test_holdout_scores_and_curve(fitted, tx):
     assert np.all(np.diff(curve["actual"]) >= 0) and curve["actual"][-1] == ev["actual_total"]
     for m in ("rnn", "bgnbd"):
         assert all(np.isfinite(v) for v in ev[m].values())
+        assert ev[m]["rmse_mean"] >= ev[m]["mae_mean"] - 1e-9
+    # the oracle reads the holdout: no better than the all-zero forecast would be a bug
+    assert 0 <= ev["oracle_cell_median_mae"] <= ev["actual_total"] / len(fitted.customers_)
+
+
+def test_oracle_cell_median_mae_hand_computed():
+    from shopml.behaviour.customers import _oracle_cell_median_mae
+
+    # cells (x=0, tx bin 0): y = 0, 0, 3 -> median 0, errors 0, 0, 3; (x=2, bin 1): y = 1, 2 -> 1.5
+    x = np.array([0.0, 0, 0, 2, 2])
+    tx = np.array([0.0, 1, 2, 6, 7])
+    y = np.array([0.0, 0, 3, 1, 2])
+    assert _oracle_cell_median_mae(x, tx, y) == pytest.approx((3 + 0.5 + 0.5) / 5)
 
 
 def test_cli_fit_forecast_json(tmp_path, capsys):
