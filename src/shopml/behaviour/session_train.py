@@ -214,51 +214,26 @@ def train_gru4rec(
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
-    bpr_max = loss == "bpr-max"
     torch.manual_seed(seed)
     opt = IndexedAdagrad(net.parameters(), lr=lr, momentum=momentum)
-    sampler = NegativeSampler(counts, n_sample, sample_alpha, seed=seed) if n_sample > 0 else None
-    log_pop = torch.log(torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32))
-    all_items = torch.arange(1, net.n_items + 1)
+    step_loss = _StepLoss(net, counts, batch_size, n_sample, sample_alpha, logq, loss, bpreg, elu_param, seed)
     t0, hist = time.perf_counter(), {"loss": [], "seconds": [], "steps": []}
     net.train()
     avg, n_avg = None, 0
     for epoch in range(epochs):
         h, total, n, steps = torch.zeros(batch_size, net.hidden), 0.0, 0, 0
         for batch in session_parallel_batches(indptr, items, batch_size):
-            h = carry_hidden(h, batch)
             x, y = torch.from_numpy(batch.inputs), torch.from_numpy(batch.targets)
-            if sampler is not None:
-                neg = torch.from_numpy(sampler.draw())
-                log_q = torch.cat([log_pop[y], sample_alpha * log_pop[neg]]) * logq if logq and not bpr_max else None
-                cand = torch.cat([y, neg])
-                # distinct rows touched (inputs + candidates; biases: candidates only, so that
-                # momentum moves exactly the rows a sparse gradient would have held)
-                uniq, inv = torch.unique(torch.cat([x, cand]), return_inverse=True)
-                buniq, binv = torch.unique(cand, return_inverse=True)
-                rows = net.item.weight.detach().index_select(0, uniq).requires_grad_()
-                bias_rows = net.bias.weight.detach().index_select(0, buniq).requires_grad_()
-                h, logits = net.train_logits_rows(h, x, rows, inv, bias_rows, binv)
-                target_col = torch.arange(len(y))  # the batch's targets sit on the diagonal
-            else:
-                h, logits = net.train_logits(h, x, all_items)
-                target_col, log_q = y - 1, None
-            if bpr_max:
-                step_loss = bpr_max_loss(logits, target_col, bpreg=bpreg, elu_param=elu_param, norm=batch_size)
-            elif sampler is not None:
-                step_loss = sampled_logq_loss(logits, log_q, batch_size)
-            else:
-                step_loss = F.cross_entropy(logits, target_col, reduction="sum") / batch_size
+            h, value, blocks = step_loss(carry_hidden(h, batch), x, y)
             net.zero_grad(set_to_none=True)
-            step_loss.backward()
+            value.backward()
             opt.step()
-            if sampler is not None:
-                opt.update_rows(net.item.weight, uniq, rows)
-                opt.update_rows(net.bias.weight, buniq, bias_rows)
+            for param, idx, rows in blocks:
+                opt.update_rows(param, idx, rows)
             if average_every and avg is not None and (steps + 1) % average_every == 0:
                 n_avg += 1
                 avg = _accumulate(net, avg, n_avg)
-            total, n, steps = total + float(step_loss.detach()) * batch_size, n + len(y), steps + 1
+            total, n, steps = total + float(value.detach()) * batch_size, n + len(y), steps + 1
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
         hist["loss"].append(total / max(n, 1))
@@ -278,6 +253,52 @@ def train_gru4rec(
                 p.copy_(avg[name])
     net.eval()
     return hist
+
+
+class _StepLoss:
+    """One training step's forward pass and loss: ``(h, x, y) -> (new_h, loss, blocks)``.
+
+    With sampling, the candidates are the batch's targets plus one shared draw of negatives,
+    and the step works on gathered copies of the embedding rows it touches; ``blocks`` lists
+    ``(table, distinct indices, gathered rows)`` for :meth:`IndexedAdagrad.update_rows`.
+    Without sampling every item is a candidate and the tables get ordinary sparse gradients.
+    """
+
+    def __init__(self, net, counts, batch_size, n_sample, sample_alpha, logq, loss, bpreg, elu_param, seed):
+        self.net, self.batch_size, self.sample_alpha = net, batch_size, sample_alpha
+        self.bpr_max, self.bpreg, self.elu_param = loss == "bpr-max", bpreg, elu_param
+        # logQ corrects the sampled softmax; BPR-max has no partition function to correct
+        self.logq = 0.0 if self.bpr_max else logq
+        self.sampler = NegativeSampler(counts, n_sample, sample_alpha, seed=seed) if n_sample > 0 else None
+        self.log_pop = torch.log(torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32))
+        self.all_items = torch.arange(1, net.n_items + 1)
+
+    def __call__(self, h: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+        net, blocks, log_q = self.net, [], None
+        if self.sampler is not None:
+            neg = torch.from_numpy(self.sampler.draw())
+            if self.logq:
+                log_q = torch.cat([self.log_pop[y], self.sample_alpha * self.log_pop[neg]]) * self.logq
+            cand = torch.cat([y, neg])
+            # distinct rows touched (inputs + candidates; biases: candidates only, so that
+            # momentum moves exactly the rows a sparse gradient would have held)
+            uniq, inv = torch.unique(torch.cat([x, cand]), return_inverse=True)
+            buniq, binv = torch.unique(cand, return_inverse=True)
+            rows = net.item.weight.detach().index_select(0, uniq).requires_grad_()
+            bias_rows = net.bias.weight.detach().index_select(0, buniq).requires_grad_()
+            h, logits = net.train_logits_rows(h, x, rows, inv, bias_rows, binv)
+            blocks = [(net.item.weight, uniq, rows), (net.bias.weight, buniq, bias_rows)]
+            target_col = torch.arange(len(y))  # the batch's targets sit on the diagonal
+        else:
+            h, logits = net.train_logits(h, x, self.all_items)
+            target_col = y - 1
+        if self.bpr_max:
+            value = bpr_max_loss(logits, target_col, bpreg=self.bpreg, elu_param=self.elu_param, norm=self.batch_size)
+        elif self.sampler is not None:
+            value = sampled_logq_loss(logits, log_q, self.batch_size)
+        else:
+            value = F.cross_entropy(logits, target_col, reduction="sum") / self.batch_size
+        return h, value, blocks
 
 
 @torch.no_grad()
