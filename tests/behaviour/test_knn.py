@@ -44,6 +44,25 @@ def test_vsknn_weights_recent_clicks_more():
     assert order(["p", "s"]) and not order(["s", "p"])
 
 
+def test_vsknn_samples_the_most_recent_sessions():
+    # three old sessions say x -> old, the two most recent say x -> new (file order = time)
+    train = [["x", "old"]] * 3 + [["x", "new"]] * 2
+    every = VSKNNRecommender(k=10, sample_size=None).fit(train)
+    recent = VSKNNRecommender(k=10, sample_size=2).fit(train)
+    first = lambda m: next(i for i in m.predict([["x"]], k=3)[0] if i != "x")  # noqa: E731
+    assert first(every) == "old" and first(recent) == "new"
+
+
+def test_vsknn_overlap_similarity_ignores_neighbour_length():
+    # cosine favours the short neighbour (a, b); plain overlap counts both neighbours alike
+    train = [["a", "b"], ["a", "c", "d", "e", "f", "g", "h", "i"]]
+    cos = VSKNNRecommender(k=10, similarity="cosine").fit(train).recommend([["a"]], k=8)[0]
+    ovl = VSKNNRecommender(k=10, similarity="overlap").fit(train).recommend([["a"]], k=8)[0]
+    score = lambda r, item: r["scores"][r["items"].index(item)]  # noqa: E731
+    assert score(cos, "b") > score(cos, "c")
+    assert score(ovl, "b") == pytest.approx(score(ovl, "c"), abs=1e-5)
+
+
 def test_ranks_are_pessimistic_on_ties():
     m = PopularityRecommender().fit([["a", "b"], ["c", "d"]])  # all counts equal
     assert m.rank_targets([["a"]], ["b"]).tolist() == [4.0]

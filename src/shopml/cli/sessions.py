@@ -129,19 +129,21 @@ def bench_sessions(
     """Next-click Recall@20/MRR@20 of each model on a Yoochoose-format split (+ intent AUC)."""
     import torch
 
+    from shopml.behaviour.knn import VSKNN_YOOCHOOSE
     from shopml.behaviour.sessions import session_model
 
     torch.set_num_threads(threads)
     tr, prefixes, targets = _read_split(train, test)
     rows = []
     for name in [m.strip() for m in models.split(",") if m.strip()]:
-        params = _gru_params(epochs, time_budget, None) if name == "gru4rec" else {}
+        params = {"gru4rec": _gru_params(epochs, time_budget, None), "vsknn": VSKNN_YOOCHOOSE}.get(name, {})
         rows.append(_bench_row(name, session_model(name, **params), tr, prefixes, targets))
     if intent:
         rows.append(_intent_row())
 
     extra = {"train": str(train), "test": str(test), "threads": threads, "n_test": len(targets),
              "gru4rec_params": _gru_params(epochs, time_budget, None) if "gru4rec" in models else None,
+             "vsknn_params": VSKNN_YOOCHOOSE if "vsknn" in models else None,
              "protocol": "every training item ranked; ties pessimistic; targets unseen in training are misses"}  # fmt: skip
     write_benchmark(out, f"sessions: {train.parent.name}", rows, extra=extra)
 
