@@ -29,7 +29,8 @@ from shopml.errors import ConfigError
 __all__ = ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender", "VSKNN_YOOCHOOSE"]
 
 #: V-SKNN settings of the Yoochoose benchmark, picked on a validation split cut from the
-#: training file (its last 10% of sessions; 15,000 prefixes), never on the test file. Of
+#: training file (its last 10% of sessions; 15,000 prefixes), never on the test file
+#: (``benchmarks/tune_sessions.py --model vsknn``). Of
 #: (k, sample_size) in {(100, 500), (100, all), (200, 2000), (500, 2000), (500, all),
 #: (1000, all)}, (200, 2000) scored best: Recall@20 .6511 against .6377 for the defaults.
 VSKNN_YOOCHOOSE = dict(k=200, sample_size=2000)
