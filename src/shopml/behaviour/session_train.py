@@ -219,7 +219,7 @@ def train_gru4rec(
     step_loss = _StepLoss(net, counts, batch_size, n_sample, sample_alpha, logq, loss, bpreg, elu_param, seed)
     t0, hist = time.perf_counter(), {"loss": [], "seconds": [], "steps": []}
     net.train()
-    avg, n_avg = None, 0
+    avg = _WeightAverage()
     for epoch in range(epochs):
         h, total, n, steps = torch.zeros(batch_size, net.hidden), 0.0, 0, 0
         for batch in session_parallel_batches(indptr, items, batch_size):
@@ -230,9 +230,8 @@ def train_gru4rec(
             opt.step()
             for param, idx, rows in blocks:
                 opt.update_rows(param, idx, rows)
-            if average_every and avg is not None and (steps + 1) % average_every == 0:
-                n_avg += 1
-                avg = _accumulate(net, avg, n_avg)
+            if average_every and avg.n and (steps + 1) % average_every == 0:
+                avg.add(net)
             total, n, steps = total + float(value.detach()) * batch_size, n + len(y), steps + 1
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
@@ -240,17 +239,12 @@ def train_gru4rec(
         hist["seconds"].append(time.perf_counter() - t0)
         hist["steps"].append(steps)
         if average_from is not None and epoch + 1 >= average_from:
-            n_avg += 1
-            avg = _accumulate(net, avg, n_avg)
+            avg.add(net)
         if on_epoch is not None:
             on_epoch(epoch, hist["loss"][-1])
         if time_budget is not None and time.perf_counter() - t0 > time_budget:
             break
-    hist["averaged_snapshots"] = n_avg
-    if avg is not None:
-        with torch.no_grad():
-            for name, p in net.named_parameters():
-                p.copy_(avg[name])
+    hist["averaged_snapshots"] = avg.apply(net)
     net.eval()
     return hist
 
@@ -299,6 +293,25 @@ class _StepLoss:
         else:
             value = F.cross_entropy(logits, target_col, reduction="sum") / self.batch_size
         return h, value, blocks
+
+
+class _WeightAverage:
+    """Running mean of a net's parameters over the snapshots :meth:`add` takes."""
+
+    def __init__(self):
+        self.mean, self.n = None, 0
+
+    def add(self, net) -> None:
+        self.n += 1
+        self.mean = _accumulate(net, self.mean, self.n)
+
+    @torch.no_grad()
+    def apply(self, net) -> int:
+        """Load the mean into ``net`` (untouched when no snapshot was taken); returns the count."""
+        if self.mean is not None:
+            for name, p in net.named_parameters():
+                p.copy_(self.mean[name])
+        return self.n
 
 
 @torch.no_grad()
