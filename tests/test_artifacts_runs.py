@@ -1,7 +1,9 @@
-"""Run folders: round trip, refusal of damaged runs, crash safety, no pickle."""
+"""Run folders: round trip, refusal of damaged or edited runs, the component registry,
+crash safety, no pickle."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -83,13 +85,95 @@ def test_damaged_run_is_refused(tmp_path, damage, message):
         load_run(d)
 
 
-def test_manifest_cannot_name_foreign_code(tmp_path):
+@pytest.mark.parametrize("edit", [
+    lambda m: m["metrics"].update(a={"ndcg@10": 0.99}),
+    lambda m: m["components"][0].update({"class": "os.system"}),
+    lambda m: m.update(key_fingerprint="0" * 16),
+])
+def test_any_manifest_edit_is_refused(tmp_path, edit):
     d = _save(tmp_path / "run")
     m = json.loads((d / "manifest.json").read_text())
-    m["components"][0]["class"] = "os.system"
+    edit(m)
     (d / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(ArtifactError, match="non-shopml class"):
+    with pytest.raises(ArtifactError, match="signature does not match|another pseudonymization key"):
         load_run(d)
+
+
+def test_changed_tensor_with_updated_checksum_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    d = _save(tmp_path / "run")
+    save_file({"w": np.full(4, 7.0, dtype=np.float32)}, str(d / "models/a/tensors.safetensors"))
+    m = json.loads((d / "manifest.json").read_text())
+    m["files"]["models/a/tensors.safetensors"] = hashlib.sha256(
+        (d / "models/a/tensors.safetensors").read_bytes()).hexdigest()
+    (d / "manifest.json").write_text(json.dumps(m, indent=1))
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        load_run(d)
+
+
+def test_unsigned_run_is_refused(tmp_path):
+    d = _save(tmp_path / "run")
+    (d / "manifest.sig").unlink()
+    with pytest.raises(ArtifactError, match="not a signed shopml run"):
+        load_run(d)
+
+
+def _resign(d):
+    """Sign an edited manifest with the run's key, as someone holding the key could."""
+    from shopml.privacy import load_key
+    from shopml.runs import _sign
+
+    mac = _sign((d / "manifest.json").read_bytes(), load_key())
+    (d / "manifest.sig").write_text(json.dumps({"hmac_sha256": mac}))
+
+
+@pytest.mark.parametrize("cls", ["os.system", "shopml.training.torch", "shopml.recommend.nets.SASRec",
+                                 "shopml.runs.Run", "tests.evil.Module", ""])
+def test_component_class_comes_only_from_the_registry(tmp_path, monkeypatch, cls):
+    import importlib
+
+    import torch
+
+    d = _save(tmp_path / "run")
+    _edit_manifest(d, components=[{"name": "a", "class": cls, "path": "models/a"}])
+    _resign(d)
+
+    def boom(*a, **k):
+        raise AssertionError("the loader imported or torch.load-ed something a manifest named")
+
+    monkeypatch.setattr(torch, "load", boom)
+    monkeypatch.setattr(importlib, "import_module", boom)
+    with pytest.raises(ArtifactError, match="not a registered shopml component class"):
+        load_run(d)
+
+
+def test_saving_an_unregistered_class_is_refused(tmp_path):
+    class Loose(Weights):  # same save/load, but never registered
+        pass
+
+    with pytest.raises(ArtifactError, match="not a registered component class"):
+        save_run(tmp_path / "run", components={"a": Loose([1.0])})
+    assert not (tmp_path / "run").exists()
+
+
+def test_builtin_estimators_are_registered():
+    from shopml.recommend.baselines import MostPopular
+    from shopml.runs import _component_class
+
+    assert _component_class("shopml.recommend.baselines.MostPopular") is MostPopular
+
+
+def test_json_only_read_of_a_run_made_under_another_key(tmp_path):
+    d = save_run(tmp_path / "run", components={}, metrics={"x": 1.0}, key=bytes(32))
+    run = load_run(d, components=False)  # the report reads runs from elsewhere
+    assert run.metrics == {"x": 1.0} and run.verified is False
+    assert load_run(d, components=False, key=bytes(32)).verified is True
+    with pytest.raises(ArtifactError, match="another pseudonymization key"):
+        load_run(d)  # components need the run's own key
+    (d / "manifest.json").write_text((d / "manifest.json").read_text().replace('"x": 1.0', '"x": 2.0'))
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        load_run(d, components=False, key=bytes(32))
 
 
 def test_key_mismatch_refused_when_checked(tmp_path):
@@ -117,10 +201,15 @@ _CRASH_SCRIPT = textwrap.dedent(
     import os, signal, sys, time
     import numpy as np
     from shopml.artifacts import write_model_dir
-    from shopml.runs import save_run
+    from shopml.runs import register_component, save_run
     mode = sys.argv[2]
 
+    @register_component
     class Slow:
+        @classmethod
+        def load(cls, path):
+            return cls()
+
         def save(self, path):
             write_model_dir(path, kind="weights", params={}, tensors={"w": np.zeros(1 << 20)})
             if mode == "mid-write":

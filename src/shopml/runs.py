@@ -1,27 +1,33 @@
-"""Run folders: every fitted component of one training run, with a verifiable manifest.
+"""Run folders: every fitted component of one training run, with a signed manifest.
 
 A *run* is a folder::
 
     manifest.json                 format, created_at, params, library versions, data
                                   fingerprint, metrics, key fingerprint, components,
                                   skipped jobs, and the sha256 of every other file
+    manifest.sig                  HMAC-SHA256 of manifest.json's bytes under the run's key
     models/<name>/model.json      one model folder per component (see shopml.artifacts)
     models/<name>/tensors.safetensors
     ids/items.json, ids/users.json  id maps (index = position + 1; users are pseudonyms)
     extras.json                   report material computed at fit time (curves, samples)
+    report.html                   (optional) written later by shopml.report
 
-:func:`save_run` writes the whole folder to a temporary sibling and renames it into
-place, so a crash (even kill -9) mid-save leaves the previous run at that path loadable.
+:func:`save_run` writes only to a path :func:`check_run_target` accepts (new, an empty
+folder, or an earlier run), into a temporary sibling that is renamed into place, so a
+crash (even kill -9) mid-save leaves the previous run at that path loadable.
 :func:`load_run` reads JSON and safetensors only (never pickle) and refuses, with
 :class:`~shopml.errors.ArtifactError`, a run whose manifest is missing, malformed, of
-another format, or whose files are missing or do not match their recorded sha256.
+another format, not signed by the current key, or whose files do not match their sha256.
+Because the signature covers the sha256 list, editing any file (and updating its
+checksum) is refused too. Component classes come only from the registry
+(:func:`register_component` plus shopml's own estimators), never from an import path.
 
 Example:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp()) / "run"
     >>> _ = save_run(d, components={}, params={"seed": 0}, metrics={"x": 1.0},
     ...              key=bytes(32))
-    >>> load_run(d).manifest["metrics"]
+    >>> load_run(d, key=bytes(32)).manifest["metrics"]
     {'x': 1.0}
 """
 
@@ -29,43 +35,61 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import hmac
 import importlib
 import json
+import logging
+import os
 import platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shopml.artifacts import _recover, atomic_dir
 from shopml.artifacts import json_default as _json_default
-from shopml.errors import ArtifactError
+from shopml.errors import ArtifactError, ConfigError
 
 __all__ = [
     "Run",
     "save_run",
     "load_run",
     "verify_run",
+    "check_run_target",
     "register_component",
     "data_fingerprint",
     "library_versions",
 ]
 
+log = logging.getLogger(__name__)
+
 RUN_FORMAT = "shopml-run"
 RUN_VERSION = 1
 MANIFEST = "manifest.json"
-_REGISTERED: dict[str, type] = {}
+SIGNATURE = "manifest.sig"
+REPORT = "report.html"
 _LIBS = ["numpy", "scipy", "torch", "polars", "pyarrow", "safetensors", "scikit-learn", "fastapi"]
+_SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+# Temporary files of an interrupted report write inside the run (artifacts.atomic_write_text).
+_REPORT_TMP = re.compile(r"^\.report\.html\.[0-9a-f]{32}\.tmp$")
 
 
 @dataclass
 class Run:
-    """A loaded run: its folder, manifest, fitted components (by name) and report extras."""
+    """A loaded run: its folder, manifest, fitted components (by name) and report extras.
+
+    ``fingerprint`` names the run without its path (sha256 prefix of manifest.json);
+    ``verified`` is False only for a JSON-only load (``components=False``) of a run whose
+    signature could not be checked because it was made under another key.
+    """
 
     path: Path
     manifest: dict[str, Any]
     components: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     items: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+    verified: bool = True
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -116,6 +140,123 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# ---------------------------------------------------------------------- where a run may go
+def _within(a: Path, b: Path) -> bool:
+    """True when ``a`` is ``b`` or lies inside it (both resolved)."""
+    return a == b or b in a.parents
+
+
+def _run_folder_problem(path: Path) -> str | None:
+    """Why the existing folder ``path`` may not be replaced by a run, or None when it may:
+    it is empty, or it is a shopml run holding only the run's own files (so a user's file
+    dropped into a run folder is never deleted by the next save)."""
+    if not any(path.iterdir()):
+        return None
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
+        return "exists and is neither an empty folder nor a shopml run"
+    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    own = {MANIFEST, SIGNATURE, REPORT, *files}
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path).as_posix()
+        if p.is_dir() and not p.is_symlink():
+            continue
+        if rel not in own and not _REPORT_TMP.match(rel):
+            return f"is a shopml run but also holds {rel!r}, which is not part of the run"
+    return None
+
+
+def _cwd() -> Path:
+    try:
+        return Path.cwd().resolve()
+    except OSError:  # the current directory was deleted: nothing to protect there
+        return Path("/nonexistent-cwd")
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_run_target(path, *, inputs=()) -> Path:
+    """Refuse, with a one-line ConfigError, a run folder path that a save could damage;
+    return the path made absolute.
+
+    A run may be written to a path that does not exist, an empty folder, or an earlier
+    shopml run. Refused: an empty path or '.', a path under /proc, /sys or /dev, a path
+    that is, contains or lies inside one of ``inputs`` (the user's input files and
+    folders), a symbolic link, an existing file, a folder with other files, a parent
+    that is a file, or a parent (or nearest existing ancestor) that is not writable.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> (d / "events.csv").write_text("user_id,item_id\\n") > 0
+    True
+    >>> check_run_target(d / "run", inputs=[d / "events.csv"]) == d / "run"
+    True
+    >>> try:
+    ...     check_run_target(d / "events.csv", inputs=[d / "events.csv"])
+    ... except ConfigError as e:
+    ...     print("refused:", "is the input" in str(e))
+    refused: True
+    """
+    if path is None or str(path).strip() in ("", "."):
+        raise ConfigError(f"run folder {str(path)!r}: name a new folder, not the current one")
+    given = Path(os.path.abspath(Path(path).expanduser()))
+    real = given.resolve()
+    if any(_within(real, root) for root in _SYSTEM_ROOTS):
+        raise ConfigError(f"{given}: lies under a system folder (/proc, /sys, /dev)")
+    if _within(_cwd(), real):
+        raise ConfigError(f"{given}: is or contains the current directory")
+    for inp in inputs:
+        r = Path(inp).expanduser().resolve()
+        if real == r:
+            raise ConfigError(f"{given}: is the input {inp}; write the run to a new folder")
+        if _within(real, r) or _within(r, real):
+            raise ConfigError(f"{given}: {'lies inside' if _within(real, r) else 'contains'} the input {inp}")
+    if given.is_symlink():
+        raise ConfigError(f"{given}: is a symbolic link; write the run to a new folder")
+    if given.exists():
+        problem = "is an existing file" if not given.is_dir() else _run_folder_problem(given)
+        if problem:
+            raise ConfigError(f"{given}: {problem}; write the run to a new or empty folder")
+    _check_parent(given)
+    return given
+
+
+def _check_parent(given: Path) -> None:
+    parent = _nearest_existing(given.parent)
+    if not parent.is_dir():
+        raise ConfigError(f"{given}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        what = "its folder" if parent == given.parent else "its nearest existing folder"
+        raise ConfigError(f"{given}: {what} {parent} is not writable")
+
+
+# ---------------------------------------------------------------------- manifest signature
+def _signing_key(key: bytes) -> bytes:
+    # A key derived for signing only: a MAC of a manifest can never equal a user pseudonym.
+    return hmac.new(key, b"shopml-run-manifest-signature-v1", hashlib.sha256).digest()
+
+
+def _sign(manifest_bytes: bytes, key: bytes) -> str:
+    return hmac.new(_signing_key(key), manifest_bytes, hashlib.sha256).hexdigest()
+
+
+def _check_signature(path: Path, manifest_bytes: bytes, key: bytes) -> None:
+    try:
+        doc = json.loads((path / SIGNATURE).read_text())
+        mac = doc["hmac_sha256"] if isinstance(doc, dict) else None
+    except (OSError, ValueError, KeyError):
+        raise ArtifactError(f"{path}: not a signed shopml run ({SIGNATURE} is missing or unreadable)") from None
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _sign(manifest_bytes, key)):
+        raise ArtifactError(f"{path}: {MANIFEST} was changed after it was saved (its signature does not match)")
+
+
 def _class_path(obj) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -123,6 +264,12 @@ def _class_path(obj) -> str:
 
 def _dump(obj) -> str:
     return json.dumps(obj, indent=1, default=_json_default, allow_nan=False)
+
+
+def _resolve_key(key: bytes | None) -> bytes:
+    from shopml.privacy import load_key
+
+    return load_key() if key is None else bytes(key)
 
 
 def save_run(
@@ -138,21 +285,29 @@ def save_run(
     users: list[str] | None = None,
     key: bytes | None = None,
 ) -> Path:
-    """Save fitted ``components`` (name -> estimator with ``save(path)``/``load(path)``) and
-    their context as one run folder at ``path``, atomically. Returns ``path``.
+    """Save fitted ``components`` (name -> estimator with ``save(path)``/``load(path)``, of a
+    registered class) and their context as one run folder at ``path``, atomically, with the
+    manifest signed under ``key`` (default: :func:`shopml.privacy.load_key`). Returns ``path``.
 
-    ``users`` must already be pseudonyms (the event layer hashes ids at ingestion).
+    ``path`` must pass :func:`check_run_target` (ConfigError otherwise). ``users`` must
+    already be pseudonyms (the event layer hashes ids at ingestion).
     """
     from shopml.privacy import key_fingerprint
 
     path = Path(path)
-    with atomic_dir(path) as tmp:
+    check_run_target(path)
+    key = _resolve_key(key)
+    with atomic_dir(path, replaceable=lambda p: _run_folder_problem(p) is None) as tmp:
         entries = []
         for name, est in components.items():
             if not name.replace("_", "").replace("-", "").isalnum():
                 raise ArtifactError(f"component name {name!r} must be alphanumeric")
+            cls_path = _class_path(est)
+            if _component_class(cls_path) is not type(est):
+                raise ArtifactError(f"component {name!r}: {cls_path} is not a registered component class "
+                                    "(decorate it with shopml.runs.register_component)")
             est.save(tmp / "models" / name)
-            entries.append({"name": name, "class": _class_path(est), "path": f"models/{name}"})
+            entries.append({"name": name, "class": cls_path, "path": f"models/{name}"})
         (tmp / "ids").mkdir()
         (tmp / "ids" / "items.json").write_text(_dump(list(items or [])))
         (tmp / "ids" / "users.json").write_text(_dump(list(users or [])))
@@ -173,24 +328,31 @@ def save_run(
             "skipped": skipped or [],
             "files": files,
         }
-        (tmp / MANIFEST).write_text(_dump(manifest))
+        body = _dump(manifest).encode()
+        (tmp / MANIFEST).write_bytes(body)
+        (tmp / SIGNATURE).write_text(json.dumps({"alg": "HMAC-SHA256", "hmac_sha256": _sign(body, key)}))
     return path
 
 
-def verify_run(path) -> dict[str, Any]:
-    """Check a run folder's manifest and every file's sha256; return the manifest.
+def verify_run(path, *, key: bytes | None = None) -> dict[str, Any]:
+    """Check a run folder's manifest, its signature under ``key`` (default: the current
+    pseudonymization key) and every file's sha256; return the manifest.
 
     Raises ArtifactError naming the first problem found.
     """
-    path = Path(path)
+    return _verify(Path(path), _resolve_key(key), strict=True)[0]
+
+
+def _read_manifest(path: Path) -> tuple[dict, bytes]:
     _recover(path)
     if not path.is_dir():
         raise ArtifactError(f"{path}: no run folder here")
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise ArtifactError(f"{path}: not a shopml run (manifest.json is missing)")
+    body = mpath.read_bytes()
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{mpath}: corrupted manifest ({e})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
@@ -200,61 +362,112 @@ def verify_run(path) -> dict[str, Any]:
     files = manifest.get("files")
     if not isinstance(files, dict) or not isinstance(manifest.get("components"), list):
         raise ArtifactError(f"{mpath}: manifest lacks its file list or components")
-    for rel, digest in files.items():
-        p = (path / rel).resolve()
-        if path.resolve() not in p.parents:
+    root = path.resolve()
+    for rel in files:
+        if root not in (path / rel).resolve().parents:
             raise ArtifactError(f"{mpath}: file entry {rel!r} points outside the run")
+    return manifest, body
+
+
+def _verify(path: Path, key: bytes, *, strict: bool) -> tuple[dict, bytes, bool]:
+    """(manifest, its bytes, signature checked). ``strict=False`` lets a run made under
+    another key through unsigned-checked, for JSON-only reads (the report)."""
+    from shopml.privacy import key_fingerprint
+
+    manifest, body = _read_manifest(path)
+    verified = manifest.get("key_fingerprint") == key_fingerprint(key)
+    if verified:
+        _check_signature(path, body, key)
+    elif strict:
+        raise ArtifactError(
+            f"{path}: the run was made with another pseudonymization key "
+            f"(fingerprint {manifest.get('key_fingerprint')}); set SHOPML_KEY/SHOPML_KEY_FILE to it"
+        )
+    else:
+        log.warning("%s: made under another key; its signature cannot be checked (read as JSON only)", path)
+    files = manifest["files"]
+    for rel, digest in files.items():
+        p = path / rel
         if not p.is_file():
             raise ArtifactError(f"{path}: {rel} is missing")
         if _sha256(p) != digest:
             raise ArtifactError(f"{path}: {rel} does not match its sha256 in the manifest (corrupted?)")
     for c in manifest["components"]:
-        if f"{c.get('path')}/model.json" not in files:
-            raise ArtifactError(f"{mpath}: component {c.get('name')!r} has no model.json listed")
-    return manifest
+        if not isinstance(c, dict) or f"{c.get('path')}/model.json" not in files:
+            raise ArtifactError(f"{path / MANIFEST}: component {c!r:.60} has no model.json listed")
+    return manifest, body, verified
+
+
+# ---------------------------------------------------------------------- component registry
+# shopml's own estimators, by the class path a manifest records. A manifest can only
+# choose among these and the classes given to register_component: never an import path.
+_BUILTIN = {
+    f"shopml.{mod}.{cls}": f"shopml.{mod}"
+    for mod, names in {
+        "recommend.models": ["SASRecRecommender", "CaserRecommender"],
+        "recommend.baselines": ["MostPopular", "ItemKNN", "Markov"],
+        "behaviour.sessions": ["SessionRecommender"],
+        "behaviour.knn": ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender"],
+        "behaviour.session_intent": ["PurchaseIntentModel"],
+        "behaviour.tabular": ["IntentClassifier"],
+        "behaviour.customers": ["CustomerForecaster"],
+        "pricing.demand": ["NeuralDemand"],
+        "service.price_book": ["PriceBook"],
+    }.items()
+    for cls in names
+}
+_REGISTERED: dict[str, type] = {}
 
 
 def register_component(cls: type) -> type:
-    """Allow a non-shopml estimator class (with ``save``/``load``) in run folders.
+    """Allow an estimator class (with ``save(path)`` and classmethod ``load(path)``) in run
+    folders; usable as a class decorator. Registration is the only way a class other than
+    shopml's own estimators can be saved in, or loaded from, a run.
 
-    A manifest may otherwise only name ``shopml.*`` classes, so an edited manifest cannot
-    make :func:`load_run` import arbitrary code. Usable as a class decorator.
+    >>> @register_component
+    ... class Constant:
+    ...     def save(self, path): ...
+    ...     @classmethod
+    ...     def load(cls, path): return cls()
+    >>> _component_class(f"{Constant.__module__}.{Constant.__qualname__}") is Constant
+    True
     """
+    if not (callable(getattr(cls, "save", None)) and callable(getattr(cls, "load", None))):
+        raise ConfigError(f"{cls.__qualname__}: a run component needs save(path) and load(path)")
     _REGISTERED[f"{cls.__module__}.{cls.__qualname__}"] = cls
     return cls
 
 
-def _load_component(path: Path, entry: dict):
-    cls_path = str(entry.get("class", ""))
+def _component_class(cls_path: str) -> type | None:
+    """The registered class recorded as ``cls_path``, or None when it is not registered."""
     if cls_path in _REGISTERED:
-        return _REGISTERED[cls_path].load(path / entry["path"])
-    # Only shopml's own classes may be named: a manifest must not choose arbitrary code.
-    if not cls_path.startswith("shopml."):
-        raise ArtifactError(f"{path}: component {entry.get('name')!r} names a non-shopml class")
-    module, _, qual = cls_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), qual)
-    except (ImportError, AttributeError) as e:
-        raise ArtifactError(f"{path}: component class {cls_path} is not available ({e})") from None
+        return _REGISTERED[cls_path]
+    module = _BUILTIN.get(cls_path)
+    if module is None:
+        return None
+    cls = getattr(importlib.import_module(module), cls_path.rpartition(".")[2], None)
+    return cls if isinstance(cls, type) and callable(getattr(cls, "load", None)) else None
+
+
+def _load_component(path: Path, entry: dict):
+    cls = _component_class(str(entry.get("class", "")))
+    if cls is None:
+        raise ArtifactError(f"{path}: component {entry.get('name')!r} names {str(entry.get('class'))[:80]!r}, "
+                            "which is not a registered shopml component class")
     return cls.load(path / entry["path"])
 
 
 def load_run(path, *, components: bool = True, check_key: bool = False, key: bytes | None = None) -> Run:
     """Load a run folder after verifying it (see :func:`verify_run`); no pickle anywhere.
 
-    ``components=False`` skips loading the estimators (e.g. for the report).
-    ``check_key=True`` refuses a run made with another pseudonymization key, since its
-    user pseudonyms would not match the ids hashed at serving time.
+    ``key`` defaults to the current pseudonymization key. Loading components needs the
+    run's own key (the signature must verify): a run made with another key is refused,
+    since neither its signature nor its user pseudonyms can match. ``components=False``
+    (JSON only, e.g. for the report) reads such a run with ``Run.verified`` False.
+    ``check_key=True`` makes even that refuse a run made with another key.
     """
-    from shopml.privacy import key_fingerprint
-
     path = Path(path)
-    manifest = verify_run(path)
-    if check_key and manifest.get("key_fingerprint") != key_fingerprint(key):
-        raise ArtifactError(
-            f"{path}: the run was made with another pseudonymization key "
-            f"(fingerprint {manifest.get('key_fingerprint')}); set SHOPML_KEY/SHOPML_KEY_FILE to it"
-        )
+    manifest, body, verified = _verify(path, _resolve_key(key), strict=components or check_key)
     try:
         extras = json.loads((path / "extras.json").read_text())
         items = json.loads((path / "ids" / "items.json").read_text())
@@ -269,4 +482,5 @@ def load_run(path, *, components: bool = True, check_key: bool = False, key: byt
                 raise
             except Exception as e:  # an estimator's own load refusing its folder
                 raise ArtifactError(f"{path}: component {entry.get('name')!r} failed to load ({e})") from None
-    return Run(path=path, manifest=manifest, components=loaded, extras=extras, items=items)
+    return Run(path=path, manifest=manifest, components=loaded, extras=extras, items=items,
+               fingerprint=hashlib.sha256(body).hexdigest()[:16], verified=verified)
