@@ -26,6 +26,11 @@ So a table whose columns are all ``text`` (a CSV loaded as is) reads back exactl
 the CSV, and a typed table reads back like the CSV when ids are text: an id stored as a
 number comes back as that number (``17850``), not the CSV's text (``17850.0``).
 
+Rows of ``table=`` come in the order the table is stored, read from its first block.
+PostgreSQL does not keep insertion order (a later row may fill a gap in an earlier page),
+and the event layer keeps source order among events tied on (user, timestamp); where that
+order matters, select it: ``query="SELECT * FROM events ORDER BY line_no"``.
+
 Every read runs in a read-only session: ``query=`` can select anything the role may
 read but cannot change the database.
 
@@ -138,6 +143,11 @@ def _fetch(uri: str, sql: str, where: str, table: str | None) -> pa.Table:
             step = "query failed"
             # Read-only session: a query= typed by a user can read, never write.
             cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            if table is not None:
+                # A table reads in stored order: from its first block (a concurrent scan of a
+                # big table would otherwise start ours mid-table) and with no parallel workers.
+                cur.execute("SET synchronize_seqscans = off")
+                cur.execute("SET max_parallel_workers_per_gather = 0")
             cur.execute(sql)
             return cur.fetch_arrow_table()
     except adbc_driver_manager.Error as exc:
