@@ -34,7 +34,7 @@ if [ ! -s "$DATA/PG_VERSION" ]; then
   while listening "$PORT"; do PORT=$((PORT + 1)); done
   log "initdb $DATA (port $PORT)"
   mkdir -p "$DATA" && chown "$OWNER" "$DATA" && chmod 700 "$DATA"
-  as_pg "$BIN/initdb" -D "$DATA" -U postgres -E UTF8 --no-locale --auth-local=trust >/dev/null
+  as_pg "$BIN/initdb" -D "$DATA" -U postgres -E UTF8 --no-locale --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   # Socket inside the 0700 data dir: only its owner can use the trusted local login.
   # fsync off: a test database that is rebuilt from scratch, never kept.
   as_pg tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
