@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import re
 import threading
 import time
 from collections import defaultdict
@@ -18,16 +20,18 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
 
-from shopml.errors import ConfigError, DataError, InfeasibleError, ShopMLError
+from shopml.errors import ArtifactError, ConfigError, DataError, InfeasibleError, ShopMLError
 from shopml.service import schemas as S
 from shopml.service.auth import HEADER, ApiKeys
 from shopml.service.engine import Engine, Unavailable, UnknownId
-from shopml.service.middleware import BodyLimit, Metrics, MetricsMiddleware
+from shopml.service.middleware import BodyLimit, HeadAsGet, Metrics, MetricsMiddleware
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 _key_header = APIKeyHeader(name=HEADER, auto_error=False, description="API key with the endpoint's scope.")
 _ERRORS = {
@@ -40,26 +44,43 @@ _ERRORS = {
 
 
 class _Holder:
-    """The live engine. Reload builds a new engine fully, then swaps one reference, so a
-    request that already took the old engine finishes on it (no failed in-flight requests)."""
+    """The live engine. Reload builds a new engine fully (verifying the run), then swaps one
+    reference, so a request that already took the old engine finishes on it (no failed
+    in-flight requests) and a run that fails verification is never served."""
 
-    def __init__(self, run_path: Path):
-        self.run_path = run_path
+    def __init__(self, run_path: Path, metrics: Metrics):
+        self.run_path, self.metrics = run_path, metrics
         self.engine: Engine | None = None
         self.lock = threading.Lock()
-        self.loaded_at = 0.0
-        self.reloads = 0
 
     def load(self) -> Engine:
         with self.lock:  # one reload at a time; readers never take this lock
             engine = Engine.load(self.run_path)
-            self.engine, self.loaded_at = engine, time.time()
+            self.engine = engine
+            self.metrics.run_loaded(time.time())
             # The model's many long-lived objects (id lists, dicts) would otherwise be re-scanned
             # by every full garbage collection: pauses of tens of ms in the latency tail.
             gc.collect()
             gc.freeze()
-            self.reloads += 1
             return engine
+
+    def paths(self) -> list[str]:
+        """The run folder as given, absolute and resolved: none may appear in a response."""
+        p = self.run_path
+        return sorted({str(p), str(p.absolute()), str(p.resolve())}, key=len, reverse=True)
+
+
+# An absolute filesystem path (not preceded by a word character, so ids like "a/b" stay,
+# nor by "<run>", which already stands for the run folder).
+_ABS_PATH = re.compile(r"(?<![\w/>])/(?:[\w.@+~-]+/)*[\w.@+~-]+")
+
+
+def _public(message: str, holder: _Holder) -> str:
+    """``message`` without any filesystem path (answers go to clients; the log keeps paths)."""
+    for p in holder.paths():
+        if p not in (".", "/"):
+            message = message.replace(p, "<run>")
+    return _ABS_PATH.sub("<path>", message)
 
 
 class _Coalescer:
@@ -145,7 +166,13 @@ def _install_errors(app: FastAPI) -> None:
             status = 409  # well-formed request whose constraints conflict
         elif not isinstance(exc, (DataError, ConfigError)):
             status = 400
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        return JSONResponse({"detail": _public(str(exc), request.app.state.holder)}, status_code=status)
+
+    @app.exception_handler(Exception)
+    async def internal(request, exc: Exception):
+        # The traceback goes to the log only: a client never sees code or paths.
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
 def _resolve_keys(api_keys) -> ApiKeys:
@@ -157,12 +184,15 @@ def _resolve_keys(api_keys) -> ApiKeys:
     return keys
 
 
-def create_app(run_path, api_keys=None, *, max_body_bytes: int = 64 * 1024, load: bool = True):
+def create_app(run_path, api_keys=None, *, max_body_bytes: int = 64 * 1024):
     """The HTTP service for the run at ``run_path``.
 
     ``api_keys`` maps key -> scopes (``recommend``, ``sessions``, ``pricing``, ``admin``, or
     ``"*"``); None reads them from SHOPML_API_KEYS / SHOPML_API_KEYS_FILE. The run is
-    verified (manifest, sha256, pseudonymization key) before the app is returned.
+    fully verified (signature under the pseudonymization key, every sha256, registered
+    component classes) and loaded before the app is returned: ArtifactError otherwise.
+    Answers never carry a filesystem path or a traceback; the run is named by its
+    manifest fingerprint.
     """
     app = FastAPI(
         title="shopml",
@@ -170,17 +200,17 @@ def create_app(run_path, api_keys=None, *, max_body_bytes: int = 64 * 1024, load
         description="Recommendations, session predictions and price optimization from a shopml run.",
     )
     app.state.api_keys = _resolve_keys(api_keys)
-    app.state.holder = _Holder(Path(run_path))
     app.state.metrics = Metrics()
+    app.state.holder = _Holder(Path(run_path), app.state.metrics)
     app.state.coalescer = _Coalescer()
-    if load:
-        app.state.holder.load()
+    app.state.holder.load()
     _install_errors(app)
     _add_probes(app)
     _add_recommend(app)
     _add_sessions(app)
     _add_pricing(app)
     _add_admin(app)
+    app.add_middleware(HeadAsGet)  # innermost: the metrics still see the request as HEAD
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
@@ -198,15 +228,15 @@ def _add_probes(app: FastAPI) -> None:
         holder = request.app.state.holder
         if holder.engine is None:
             return JSONResponse(S.Health(status="loading").model_dump(), status_code=503)
-        return S.Health(status="ready", run=str(holder.run_path), components=holder.engine.component_names)
+        engine = holder.engine
+        return S.Health(status="ready", run=engine.fingerprint, components=engine.component_names)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
     async def metrics(request: Request):
         """Prometheus metrics (text format 0.0.4)."""
-        m, holder = request.app.state.metrics, request.app.state.holder
-        m.gauges["shopml_run_loaded_timestamp_seconds"] = holder.loaded_at
-        m.gauges["shopml_run_reloads_total"] = holder.reloads
-        return PlainTextResponse(m.render(), media_type="text/plain; version=0.0.4")
+        from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 def _add_recommend(app: FastAPI) -> None:
@@ -215,7 +245,8 @@ def _add_recommend(app: FastAPI) -> None:
     @app.get("/v1/users/{user_id}/recommendations", response_model=S.Recommendations, responses=_ERRORS)
     async def user_recommendations(
         request: Request,
-        user_id: S.Id = PathParam(description="The shop's raw user id; hashed with the run's key on arrival."),
+        user_id: S.Id = PathParam(min_length=1, max_length=S.MAX_ID,
+                                  description="The shop's raw user id; hashed with the run's key on arrival."),
         k: int = Query(10, ge=1, le=S.MAX_K),
         explain: bool = False,
         engine: Engine = rec,
@@ -253,7 +284,7 @@ def _add_pricing(app: FastAPI) -> None:
 
     @app.get("/v1/items/{item_id}/demand-curve", response_model=S.DemandCurve, responses=_ERRORS)
     def demand_curve(
-        item_id: S.Id,
+        item_id: S.Id = PathParam(min_length=1, max_length=S.MAX_ID),
         points: int = Query(25, ge=3, le=200),
         unit_cost: float | None = Query(None, ge=0, le=1e9, allow_inf_nan=False),
         engine: Engine = pricing,
@@ -263,8 +294,16 @@ def _add_pricing(app: FastAPI) -> None:
 
 
 def _add_admin(app: FastAPI) -> None:
-    @app.post("/v1/admin/reload", response_model=S.Health, responses=_ERRORS, tags=["ops"])
+    refused = {409: {"model": S.ErrorOut, "description": "The run folder fails verification; the previous run is still served"}}
+
+    @app.post("/v1/admin/reload", response_model=S.Health, responses={**_ERRORS, **refused}, tags=["ops"])
     def reload(request: Request, _: Engine = Depends(_require("admin"))):
         """Reload the run folder (after a new ``shopml fit`` into it) and swap it in atomically."""
-        engine = request.app.state.holder.load()
-        return S.Health(status="reloaded", run=str(request.app.state.holder.run_path), components=engine.component_names)
+        holder = request.app.state.holder
+        try:
+            engine = holder.load()
+        except ArtifactError as e:
+            log.error("reload refused, still serving the previous run: %s", e)
+            return JSONResponse({"detail": f"the run cannot be reloaded ({_public(str(e), holder)}); "
+                                           "the previous run is still served"}, status_code=409)
+        return S.Health(status="reloaded", run=engine.fingerprint, components=engine.component_names)

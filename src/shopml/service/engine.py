@@ -53,6 +53,11 @@ class Engine:
         return cls(load_run(Path(path), check_key=True, key=key), key)
 
     @property
+    def fingerprint(self) -> str:
+        """The run's name in answers: its manifest fingerprint, never its path."""
+        return self.run.fingerprint
+
+    @property
     def component_names(self) -> list[str]:
         return sorted(self.run.components)
 
@@ -134,11 +139,19 @@ class Engine:
         out = {
             "next_items": [{"item_id": i, "score": float(s)} for i, s in zip(rec["items"], rec["scores"])],
             "purchase_probability": None,
+            "purchase_fallback": None,
             "fallback": rec.get("fallback"),
             "unknown_items": unknown,
         }
         intent = self.run.components.get("intent")
-        if intent is not None:
+        if intent is None:
+            return out
+        index = getattr(intent, "items_", None)
+        if not items or (index is not None and not index.encode(items).any()):
+            # Nothing the model learnt applies: its answer would be its bias terms alone, a
+            # number that looks like a prediction. Say it is the prior instead.
+            out.update(purchase_probability=float(intent.base_rate_), purchase_fallback="prior")
+        else:
             out["purchase_probability"] = self._purchase_probability(intent, items, event_types, dwell_seconds)
         return out
 
@@ -149,8 +162,6 @@ class Engine:
         import numpy as np
         import polars as pl
 
-        if not items:
-            return float(intent.base_rate_)
         dwell = np.asarray(dwell_seconds if dwell_seconds is not None else [60.0] * len(items), dtype=float)
         start = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
         offsets = np.concatenate([[0.0], np.cumsum(dwell)[:-1]])

@@ -1,4 +1,4 @@
-"""ASGI middleware: request-size limit (413) and Prometheus request metrics.
+"""ASGI middleware: request-size limit (413), Prometheus request metrics, HEAD as GET.
 
 Both are plain ASGI wrappers (no BaseHTTPMiddleware), so they add little per-request cost.
 """
@@ -6,11 +6,9 @@ Both are plain ASGI wrappers (no BaseHTTPMiddleware), so they add little per-req
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import defaultdict
 
-__all__ = ["BodyLimit", "Metrics", "MetricsMiddleware"]
+__all__ = ["BodyLimit", "Metrics", "MetricsMiddleware", "HeadAsGet"]
 
 # Latency buckets in seconds, chosen around the service's 50 ms p99 target.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -73,51 +71,34 @@ class BodyLimit:
 
 
 class Metrics:
-    """Request counters and latency histograms by route template and status, rendered
-    in the Prometheus text format."""
+    """Request counters, latency histograms and run gauges, in a registry of their own (one
+    per app, so several apps in one process never clash), rendered by prometheus_client."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
-        self.latency_sum: dict[str, float] = defaultdict(float)
-        self.gauges: dict[str, float] = {}
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("shopml_requests", "HTTP requests by method, route and status.",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("shopml_request_seconds", "Request latency.", ["route"], buckets=BUCKETS,
+                                 registry=self.registry)
+        self.loaded_at = Gauge("shopml_run_loaded_timestamp_seconds", "When the served run was loaded (unix time).",
+                               registry=self.registry)
+        self.loads = Counter("shopml_run_loads", "Verified loads of the run: the first and every reload.",
+                             registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(method, route, status)] += 1
-            counts = self.latency[route]
-            for i, edge in enumerate(BUCKETS):
-                if seconds <= edge:
-                    counts[i] += 1
-                    break
-            else:
-                counts[-1] += 1
-            self.latency_sum[route] += seconds
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
-    def render(self) -> str:
-        lines = [
-            "# HELP shopml_requests_total HTTP requests by method, route and status.",
-            "# TYPE shopml_requests_total counter",
-        ]
-        with self._lock:
-            for (method, route, status), n in sorted(self.requests.items()):
-                lines.append(f'shopml_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}')
-            lines += [
-                "# HELP shopml_request_seconds Request latency.",
-                "# TYPE shopml_request_seconds histogram",
-            ]
-            for route, counts in sorted(self.latency.items()):
-                cum = 0
-                for edge, c in zip([*BUCKETS, float("inf")], counts):
-                    cum += c
-                    le = "+Inf" if edge == float("inf") else repr(edge)
-                    lines.append(f'shopml_request_seconds_bucket{{route="{route}",le="{le}"}} {cum}')
-                lines.append(f'shopml_request_seconds_sum{{route="{route}"}} {self.latency_sum[route]:.6f}')
-                lines.append(f'shopml_request_seconds_count{{route="{route}"}} {cum}')
-            for name, value in sorted(self.gauges.items()):
-                lines += [f"# TYPE {name} gauge", f"{name} {value}"]
-        return "\n".join(lines) + "\n"
+    def run_loaded(self, when: float) -> None:
+        self.loaded_at.set(when)
+        self.loads.inc()
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
 
 
 class MetricsMiddleware:
@@ -130,7 +111,7 @@ class MetricsMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        t0 = time.perf_counter()
+        t0, method = time.perf_counter(), scope.get("method", "?")  # before HeadAsGet rewrites it
         status = 500
 
         async def recording_send(message):
@@ -143,4 +124,27 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.observe(scope.get("method", "?"), route, status, time.perf_counter() - t0)
+            self.metrics.observe(method, route, status, time.perf_counter() - t0)
+
+
+class HeadAsGet:
+    """Answer HEAD like GET without a body (RFC 9110 9.3.2); FastAPI routes only list GET.
+
+    The scope is changed in place so the router's match (the route template the metrics
+    use) stays visible to the outer middleware.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            return await self.app(scope, receive, send)
+        scope["method"] = "GET"
+
+        async def bodiless_send(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, bodiless_send)

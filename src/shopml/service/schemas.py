@@ -24,8 +24,9 @@ __all__ = [
 
 MAX_HISTORY = 200
 MAX_K = 100
+MAX_ID = 128
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -89,6 +90,9 @@ class ScoredItem(BaseModel):
 class SessionPrediction(BaseModel):
     next_items: list[ScoredItem]
     purchase_probability: float | None = Field(None, ge=0, le=1)
+    purchase_fallback: Literal["prior"] | None = Field(
+        None, description="'prior' when the intent model knows no item of the session (or there are none): "
+                          "purchase_probability is then the training purchase base rate, not a prediction.")
     fallback: str | None = None
     unknown_items: list[str] = Field(default_factory=list)
 
@@ -147,5 +151,5 @@ class ErrorOut(BaseModel):
 
 class Health(BaseModel):
     status: str
-    run: str | None = None
+    run: str | None = Field(None, description="The served run's manifest fingerprint (never a path).")
     components: list[str] = Field(default_factory=list)
