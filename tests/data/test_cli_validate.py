@@ -78,7 +78,7 @@ def corrupt(kind, real_file, tmp_path):
     raise AssertionError(kind)
 
 
-KINDS = ["truncated", "bad-timestamp", "negative-price", "missing-column", "empty", "random-bytes", "utf16"]
+KINDS = ["truncated", "bad-timestamp", "missing-column", "empty", "random-bytes", "utf16"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -93,6 +93,17 @@ def test_corrupted_copy_exits_2_with_one_line(real_file, tmp_path, capsys, kind)
         assert f"row {line}" in msg
     else:
         assert "row " in msg
+
+
+def test_negative_price_is_dropped_and_counted(real_file, tmp_path, capsys):
+    # bad_prices="drop" is the default: the run goes on and the report names the first line
+    path, fmt, line, _ = corrupt("negative-price", real_file, tmp_path)
+    code, out, err = run(["validate", str(path), "--format", fmt, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    bad = [w for w in report["warnings"] if w["kind"] == "bad_prices"]
+    assert [(w["count"], w["first_row"]) for w in bad] == [(1, line)]
+    assert report["events"] == 199 and report["excluded"]["bad_prices"] == 1
 
 
 @pytest.mark.parametrize("kind", ["random-bytes", "truncated"])

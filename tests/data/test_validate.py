@@ -35,15 +35,16 @@ def error_of(path, **kw) -> DataError:
     ("iso.csv", HEADER + "u,i,2024-01-01T00:00:00Z,view,1\nu,i,2024-13-45,view,1\n", 3, "timestamp",
      "unparsable timestamp"),
     ("price.csv", HEADER + GOOD + "u3,i1,1700000000,view,cheap\n", 5, "price", "unparsable number"),
-    ("neg.csv", HEADER + GOOD + "u3,i1,1700000000,view,-1\n", 5, "price", "negative price"),
+    ("neg.csv", HEADER + GOOD + "u3,i1,1700000000,view,-1\n", 5, "price", "bad price"),
     ("trunc.csv", HEADER + "u1,i1,1700000000,view,2\nu1,i1,17000\n" + GOOD, 3, None, "truncated line"),
     ("long.csv", HEADER + GOOD + "u1,i1,1700000000,view,2,extra\n", 5, None, "too many fields"),
-    ("unknown.csv", HEADER + GOOD + "u1,i1,1700000000,refund,2\n", 5, "event_type", "unknown event type"),
+    ("unknown.csv", HEADER + GOOD + "u1,i1,1700000000,wish,2\n", 5, "event_type", "unknown event type"),
     ("nouser.csv", HEADER + ",i1,1700000000,view,2\n", 2, "user_id", "missing value"),
     ("blankitem.csv", HEADER + GOOD + "u1,  ,1700000000,view,2\n", 5, "item_id", "missing value"),
 ])
 def test_text_errors(tmp_path, name, text, row, column, words):
-    err = error_of(write(tmp_path, name, text))
+    # the policies that would otherwise drop bad prices and guest lines are set to raise
+    err = error_of(write(tmp_path, name, text), bad_prices="error", missing_user="error")
     assert (err.row, err.column) == (row, column)
     assert words in str(err)
 
@@ -69,7 +70,7 @@ def test_jsonl_and_parquet_errors(tmp_path):
     assert "not a Parquet file" in str(error_of(write(tmp_path, "x.parquet", b"garbage!")))
     pl.DataFrame({"user_id": ["u"], "item_id": ["i"], "timestamp": [1700000000],
                   "event_type": ["view"], "price": [-3.0]}).write_parquet(tmp_path / "neg.parquet")
-    err = error_of(tmp_path / "neg.parquet")
+    err = error_of(tmp_path / "neg.parquet", bad_prices="error")
     assert (err.row, err.column) == (1, "price")
 
 

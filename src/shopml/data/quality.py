@@ -10,7 +10,15 @@ Definitions used by :func:`quality_report`:
   more distinct timestamps (several items bought at one timestamp are one order);
   ``repeat_item_purchase_rate`` is the share of purchased (user, item) pairs bought at two
   or more distinct timestamps;
-* **price**: statistics over non-null prices of all events.
+* **price**: statistics over non-null prices of all events;
+* **events_by_type**: view, cart and purchase always, ``return`` only when there are returns;
+* **fee_like_items**: items most likely to be fees rather than products, scored from the
+  data (:mod:`shopml.data.fees`): ``{item_id, why, score, basket_share, price_spread, events}``;
+* **excluded**: counts from the warnings of what loading dropped or changed, by reason.
+  Dropped rows: ``guest_lines_dropped``, ``zero_quantity``, ``bad_prices``,
+  ``excluded_items``, ``dropped_events`` (event types mapped to None), ``blank_lines``.
+  Kept but marked: ``guest_lines`` (all guest lines, kept as their session unless dropped),
+  ``returns`` (rows read as event type ``return``), ``duplicates`` (kept, flagged).
 
 Example:
     >>> import polars as pl
@@ -25,20 +33,26 @@ Example:
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import polars as pl
 
+from shopml.data.fees import fee_like_items
 from shopml.data.validate import EVENT_TYPES
 
-__all__ = ["quality_report", "SESSION_GAP"]
+__all__ = ["quality_report", "SESSION_GAP", "EXCLUDED_KINDS"]
 
 SESSION_GAP = timedelta(minutes=30)
+#: Warning kinds counted in ``report["excluded"]`` (always present, 0 when none).
+EXCLUDED_KINDS = ("guest_lines", "guest_lines_dropped", "returns", "zero_quantity", "bad_prices",
+                  "excluded_items", "dropped_events", "blank_lines", "duplicates")
 
 
 def quality_report(df: pl.DataFrame, warnings=()) -> dict:
-    """Counts, sparsity, cold shares, time range, prices and repeat purchases of a canonical
-    event frame, plus the validation ``warnings``. Values are plain Python (JSON-ready)."""
+    """Counts, sparsity, cold shares, time range, prices, repeat purchases and fee-like items
+    of a canonical event frame, plus the ``warnings`` of loading and what they excluded.
+    Values are plain Python (JSON-ready, no inf/NaN)."""
     n = df.height
     users = df["user_id"].n_unique()
     items = df["item_id"].n_unique()
@@ -51,7 +65,8 @@ def quality_report(df: pl.DataFrame, warnings=()) -> dict:
         "items": items,
         "sessions": sessions,
         "sessions_from": sessions_from,
-        "events_by_type": {t: int(by_type.get(t, 0)) for t in EVENT_TYPES},
+        "events_by_type": {t: int(by_type.get(t, 0)) for t in EVENT_TYPES
+                           if t != "return" or by_type.get(t, 0)},
         "events_per_user": n / users if users else 0.0,
         "sparsity": 1.0 - pairs / (users * items) if users and items else 0.0,
         "cold_user_share": _single_share(df, "user_id"),
@@ -59,9 +74,19 @@ def quality_report(df: pl.DataFrame, warnings=()) -> dict:
         **_time_range(df),
         "price": _price_stats(df),
         **_repeat_purchases(df),
+        "fee_like_items": fee_like_items(df),
+        "excluded": _excluded(warnings),
         "warnings": list(warnings),
     }
     return report
+
+
+def _excluded(warnings) -> dict:
+    out = dict.fromkeys(EXCLUDED_KINDS, 0)
+    for w in warnings:
+        if w["kind"] in out:
+            out[w["kind"]] += int(w["count"])
+    return out
 
 
 def _single_share(df: pl.DataFrame, col: str) -> float:
@@ -95,7 +120,9 @@ def _price_stats(df: pl.DataFrame) -> dict | None:
         count=p.len(), min=p.min(), max=p.max(), mean=p.mean(), median=p.median(), std=p.std(),
         p05=p.quantile(0.05), p95=p.quantile(0.95),
     ).row(0, named=True)
-    return {k: (int(v) if k == "count" else None if v is None else float(v)) for k, v in row.items()}
+    # NaN (std of one price) is not JSON: reported as None, like a missing value.
+    return {k: (int(v) if k == "count" else None if v is None or not math.isfinite(v) else float(v))
+            for k, v in row.items()}
 
 
 def _repeat_purchases(df: pl.DataFrame) -> dict:

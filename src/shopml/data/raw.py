@@ -7,7 +7,9 @@ maps event names, validates, pseudonymizes and sorts. Select a reader with ``for
 ``events``
     CSV (separator sniffed from the header: ``,`` ``;`` tab ``|``), Parquet or JSONL,
     chosen by suffix (``.parquet``/``.pq``, ``.jsonl``/``.ndjson``/``.json``, else CSV),
-    with the canonical columns (rename foreign ones with ``column_map``).
+    optionally ``.gz`` / ``.zst`` compressed, with the canonical columns (rename foreign
+    ones with ``column_map``). A folder, glob or list of such files is read as one log
+    (:mod:`shopml.data.inputs`), and so is a ``postgresql://`` URI with ``table=`` / ``query=``.
 ``taobao``
     Alibaba UserBehavior: ``user,item,category,behavior,unix_seconds``, no header.
     Behaviours pv -> view, cart -> cart, buy -> purchase, and **fav -> view**: a favourite
@@ -39,11 +41,15 @@ Example:
 
 from __future__ import annotations
 
+import gzip
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from shopml.data.compression import file_kind, read_head
+from shopml.data.inputs import expand_paths, is_sql_uri, read_sql_source, scan_files, sniff_separator
 from shopml.data.validate import (
     Source,
     check_columns,
@@ -58,38 +64,101 @@ from shopml.errors import ConfigError, DataError
 __all__ = ["RawTable", "FORMATS", "read_raw", "read_taobao", "read_otto", "read_yoochoose_clicks",
            "read_diginetica_views"]
 
-_PARQUET = {".parquet", ".pq"}
-_JSONL = {".jsonl", ".ndjson", ".json"}
-
-
 @dataclass
 class RawTable:
     """Columns named canonically but not yet typed, plus how to report rows of the file.
 
-    ``csv_fields`` (separator, number of fields) is set for delimited text, so a frame with
-    missing values can be checked for truncated lines. ``hashed`` lists the columns that
-    hold user identities and are pseudonymized together with ``user_id``.
+    ``csv_fields`` (separator, number of fields, name of the last column) is set for
+    delimited text: a line cut short leaves its last column empty, so only rows with an empty
+    last column are checked for truncation. ``hashed`` lists the columns that hold user
+    identities and are pseudonymized together with ``user_id``.
     """
 
     df: pl.DataFrame
     source: Source
     event_map: dict = field(default_factory=dict)
-    csv_fields: tuple[str, int] | None = None
+    csv_fields: tuple[str, int, str] | None = None
     hashed: tuple[str, ...] = ()
 
 
-def read_raw(path, format: str = "events") -> RawTable:
-    """Read ``path`` in ``format`` (see the module docstring) into a :class:`RawTable`."""
+def read_raw(path, format: str = "events", *, table: str | None = None, query: str | None = None) -> RawTable:
+    """Read ``path`` (a file, folder, glob, list or PostgreSQL URI) in ``format`` (see the
+    module docstring) into a :class:`RawTable`.
+
+    Example:
+        >>> read_raw("exports/", "events").source.files[:1]  # doctest: +SKIP
+        ('exports/2024-01-01.csv',)
+    """
     try:
         reader = FORMATS[format]
     except KeyError:
         raise ConfigError(f"unknown format {format!r}; choose one of {', '.join(sorted(FORMATS))}") from None
-    path = Path(path)
+    if is_sql_uri(path):
+        df, source = read_sql_source(path, table, query)
+        out = RawTable(df, source)
+    elif table is not None or query is not None:
+        raise ConfigError("table= and query= apply to a postgresql:// URI only")
+    else:
+        files = expand_paths(path)
+        out = _read_one(files[0], reader) if len(files) == 1 else _read_many(files, format, reader)
+    if out.df.height == 0:
+        where = "no events after the header" if out.source.first_line > 1 else "no events"
+        raise DataError(where, path=out.source.path, row=out.source.first_line)
+    return out
+
+
+def _read_one(path: Path, reader) -> RawTable:
     table = reader(path)
-    if table.df.height == 0:
-        where = "no events after the header" if table.source.first_line > 1 else "no events"
-        raise DataError(where, path=path, row=table.source.first_line)
+    if table.csv_fields is not None:
+        sep, n, last = table.csv_fields
+        if table.df.select(_short(table.df, last).any()).item():
+            err = locate_bad_field_count(path, sep, n)
+            if err is not None:
+                raise err
     return table
+
+
+def _short(df: pl.DataFrame, last: str) -> pl.Expr:
+    """Rows that may be a line cut short: the last column is empty on a non-blank row."""
+    data = [c for c in df.columns if not c.startswith("_")]
+    return pl.col(last).is_null() & ~pl.all_horizontal(pl.col(data).is_null())
+
+
+def _read_many(files: list[Path], format: str, reader) -> RawTable:
+    """Several files as one log: lazily scanned for ``events``, file by file otherwise."""
+    if format != "events":
+        tables = [_read_one(f, reader) for f in files]
+        frames = [t.df.with_columns(_line_expr(t), pl.lit(i, dtype=pl.UInt32).alias("_file"))
+                  for i, t in enumerate(tables)]
+        source = Source(str(files[0]), tables[0].source.first_line, line_col="_line",
+                        files=tuple(map(str, files)), file_col="_file")
+        return RawTable(pl.concat(frames, how="diagonal_relaxed"), source, tables[0].event_map,
+                        None, tables[0].hashed)
+    try:
+        df, source, last_cols = scan_files(files, _sniff_first_line)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        for f in files:  # slow path on bad input only: the file reader names file and line
+            _read_one(f, reader)
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"unreadable files: {msg}", path=files[0]) from None
+    n_fields = len(df.columns) - 2  # without _line and _file
+    for last, idx in last_cols.items():
+        hit = df.filter(pl.col("_file").is_in(idx) & _short(df, last))["_file"].unique().sort()
+        for i in hit.to_list():
+            f = files[i]
+            err = locate_bad_field_count(f, sniff_separator(f, _sniff_first_line(f)), n_fields)
+            if err is not None:
+                raise err
+    if not last_cols:
+        return RawTable(df, source)
+    sep = sniff_separator(files[0], _sniff_first_line(files[0]))
+    return RawTable(df, source, csv_fields=(sep, n_fields, df.columns[-3]))
+
+
+def _line_expr(table: RawTable) -> pl.Expr:
+    if table.source.line_col is not None and table.source.line_col in table.df.columns:
+        return pl.col(table.source.line_col).cast(pl.UInt32).alias("_line")
+    return (pl.int_range(pl.len(), dtype=pl.UInt32) + table.source.first_line).alias("_line")
 
 
 # ---------------------------------------------------------------------------------------
@@ -97,8 +166,15 @@ def read_raw(path, format: str = "events") -> RawTable:
 
 
 def _sniff_first_line(path: Path) -> str:
-    with path.open("rb") as f:
-        return f.readline(1 << 16).decode("utf-8", errors="replace").rstrip("\r\n")
+    head = read_head(path, 1 << 16)
+    if head is None:  # zstd without a Python decompressor: let polars decompress
+        try:
+            lines = pl.read_csv(path, has_header=False, separator="\x1f", quote_char=None,
+                                infer_schema=False, n_rows=1, new_columns=["line"])
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise _explain(path, exc) from None
+        return (lines["line"][0] or "") if lines.height else ""
+    return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
 
 
 def _read_csv(path: Path, separator: str, *, has_header: bool, names=None) -> pl.DataFrame:
@@ -131,13 +207,19 @@ def _explain(path: Path, exc: Exception, *, csv=None, json=False) -> DataError:
 def _read_parquet(path: Path) -> pl.DataFrame:
     if not path.exists():
         raise DataError("file not found", path=path)
-    with path.open("rb") as f:
-        magic = f.read(4)
+    comp = file_kind(path)[1]
+    if comp == "zst":
+        raise DataError("zstd-compressed Parquet is not read; Parquet compresses inside the file "
+                        "(write it with compression='zstd')", path=path)
+    magic = read_head(path, 4)
     if not magic:
         raise DataError("empty file", path=path, row=1)
     if magic != b"PAR1":
         raise DataError("not a Parquet file (bad magic bytes)", path=path, row=1)
     try:
+        if comp == "gz":  # Parquet needs random access: decompress into memory
+            with gzip.open(path, "rb") as f:
+                return pl.read_parquet(io.BytesIO(f.read()))
         return pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -146,8 +228,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
 
 def _read_jsonl(path: Path) -> pl.DataFrame:
     check_text_file(path)
-    with path.open("rb") as f:
-        head = f.read(64).lstrip()
+    head = (read_head(path, 64) or b"").lstrip()
     try:
         if head.startswith(b"["):  # a JSON array of records, not lines
             return pl.read_json(path, infer_schema_length=None)
@@ -161,17 +242,16 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
 
 
 def _read_events_file(path: Path) -> RawTable:
-    suffix = path.suffix.lower()
-    if suffix in _PARQUET:
+    kind = file_kind(path)[0]
+    if kind == "parquet":
         return RawTable(_read_parquet(path), Source(str(path), first_line=1))
-    if suffix in _JSONL:
+    if kind == "json":
         return RawTable(_read_jsonl(path), Source(str(path), first_line=1))
     check_text_file(path)
-    header = _sniff_first_line(path)
-    sep = "\t" if suffix == ".tsv" else max([",", "\t", ";", "|"], key=header.count)
+    sep = sniff_separator(path, _sniff_first_line(path))
     df = _read_csv(path, sep, has_header=True)
     df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
-    return RawTable(df, Source(str(path), first_line=2), csv_fields=(sep, len(df.columns)))
+    return RawTable(df, Source(str(path), first_line=2), csv_fields=(sep, len(df.columns), df.columns[-1]))
 
 
 def read_taobao(path) -> RawTable:
@@ -184,7 +264,8 @@ def read_taobao(path) -> RawTable:
     check_text_file(path)
     names = ["user_id", "item_id", "category", "event_type", "timestamp"]
     df = _read_csv(path, ",", has_header=False, names=names)
-    return RawTable(df, Source(str(path), first_line=1), event_map={"fav": "view"}, csv_fields=(",", 5))
+    return RawTable(df, Source(str(path), first_line=1), event_map={"fav": "view"},
+                    csv_fields=(",", 5, "timestamp"))
 
 
 def read_otto(path) -> RawTable:
@@ -244,8 +325,9 @@ def read_yoochoose_clicks(path) -> RawTable:
         df = _read_csv(path, sep, has_header=False, names=names)
     source = Source(str(path), first_line=2 if has_header else 1)
     check_columns(df.columns, source, required=("session_id", "item_id", "timestamp"))
+    last = df.columns[-1]
     df = df.with_columns(pl.col("session_id").alias("user_id"), pl.lit("view").alias("event_type"))
-    return RawTable(df, source, csv_fields=(sep, len(fields)), hashed=("session_id",))
+    return RawTable(df, source, csv_fields=(sep, len(fields), last), hashed=("session_id",))
 
 
 def read_diginetica_views(path) -> RawTable:

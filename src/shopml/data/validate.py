@@ -39,38 +39,67 @@ from __future__ import annotations
 import codecs
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
 
+from shopml.data.compression import open_binary, read_head
 from shopml.errors import DataError
 
-__all__ = ["REQUIRED", "EVENT_TYPES", "Source", "validate_events", "check_canonical"]
+__all__ = ["REQUIRED", "EVENT_TYPES", "Source", "validate_events", "check_canonical", "check_time_range"]
 
 REQUIRED = ("user_id", "item_id", "timestamp", "event_type")
-EVENT_TYPES = ("view", "cart", "purchase")
+EVENT_TYPES = ("view", "cart", "purchase", "return")
+#: Events before this are an error: no web shop logged them, and a wrong epoch unit lands here.
+EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+#: Events later than now plus this are an error (clock skew of a day is tolerated).
+FUTURE_SLACK = timedelta(days=1)
 _SNIFF_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a frame came from, so a row index can be turned into a line of the file.
+    """Where a frame came from, so a row index can be turned into a file and a line.
 
     ``first_line`` is the line of the first data row (2 below a header); ``line_col`` names
-    a column that holds each row's line directly (formats that explode nested records).
+    a column that holds each row's line directly (formats that explode nested records, and
+    logs read from several files). With several files, ``file_col`` holds each row's index
+    into ``files``.
     """
 
     path: str | None = None
     first_line: int = 1
     line_col: str | None = None
+    files: tuple[str, ...] = ()
+    file_col: str | None = None
 
     def line_of(self, df: pl.DataFrame, idx: int) -> int:
         if self.line_col is not None and self.line_col in df.columns:
             return int(df[self.line_col][idx])
         return self.first_line + idx
 
+    def path_of(self, df: pl.DataFrame, idx: int) -> str | None:
+        if self.file_col is not None and self.file_col in df.columns:
+            return self.files[int(df[self.file_col][idx])]
+        return self.path
+
     def error(self, df, idx, column, message) -> DataError:
-        return DataError(message, path=self.path, row=self.line_of(df, idx), column=column)
+        return DataError(message, path=self.path_of(df, idx), row=self.line_of(df, idx), column=column)
+
+    def where(self, df: pl.DataFrame, idx: int) -> str:
+        """``file line N`` of a row, for warning messages of logs read from several files."""
+        path = self.path_of(df, idx)
+        return f"{path} line {self.line_of(df, idx)}" if path else f"row {self.line_of(df, idx)}"
+
+
+def with_lines(df: pl.DataFrame, source: Source) -> tuple[pl.DataFrame, Source]:
+    """Materialize each row's line before rows are dropped, so later errors still point
+    at the right line."""
+    if source.line_col is not None and source.line_col in df.columns:
+        return df, source
+    df = df.with_row_index("_line", offset=source.first_line)
+    return df, Source(source.path, source.first_line, "_line", source.files, source.file_col)
 
 
 def first_true(df: pl.DataFrame, mask: pl.Expr) -> int | None:
@@ -93,8 +122,9 @@ def check_text_file(path: Path) -> None:
         raise DataError("file not found", path=path)
     if path.is_dir():
         raise DataError("is a directory, expected an event file", path=path)
-    with path.open("rb") as f:
-        head = f.read(_SNIFF_BYTES)
+    head = read_head(path, _SNIFF_BYTES)
+    if head is None:  # zstd without a decompressor here: polars still reads it
+        return
     if not head.strip():
         raise DataError("empty file: no header and no events", path=path, row=1)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -118,7 +148,10 @@ def _check_utf8(data: bytes, path, complete: bool, line_offset: int = 0) -> None
 
 def locate_bad_utf8(path: Path) -> DataError:
     """The error for the first line of ``path`` that is not valid UTF-8 (slow path)."""
-    with path.open("rb") as f:
+    f = open_binary(path)
+    if f is None:
+        return DataError("not UTF-8 text", path=path)
+    with f:
         for lineno, raw in enumerate(f, start=1):
             try:
                 raw.decode("utf-8")
@@ -155,7 +188,10 @@ def locate_bad_field_count(path: Path, separator: str, n_fields: int) -> DataErr
 
 def locate_bad_json_line(path: Path) -> DataError:
     """The error for the first line of a JSONL file that is not a JSON object (slow path)."""
-    with path.open("rb") as f:
+    f = open_binary(path)
+    if f is None:
+        return DataError("unreadable JSON lines", path=path)
+    with f:
         for lineno, raw in enumerate(f, start=1):
             if not raw.strip():
                 continue
@@ -187,14 +223,15 @@ def check_columns(columns, source: Source, required=REQUIRED) -> None:
 
 
 def check_canonical(df: pl.DataFrame, source: Source | None = None) -> None:
-    """Raise DataError for missing values in required columns, unknown event types and
-    negative prices in a frame that already has canonical column names and dtypes.
+    """Raise DataError for missing values in required columns, unknown event types, times
+    outside [1990-01-01, now + 1 day], negative or non-finite prices and non-finite
+    quantities in a frame that already has canonical column names and dtypes.
 
     Example:
         >>> df = pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "timestamp": [1], "event_type": ["click"]})
         >>> check_canonical(df, Source("e.csv", first_line=2))
         Traceback (most recent call last):
-        shopml.errors.DataError: e.csv: row 2, column 'event_type': unknown event type 'click' (expected view, cart, purchase)
+        shopml.errors.DataError: e.csv: row 2, column 'event_type': unknown event type 'click' (expected view, cart, purchase, return)
     """
     source = source or Source()
     check_columns(df.columns, source)
@@ -209,14 +246,50 @@ def check_canonical(df: pl.DataFrame, source: Source | None = None) -> None:
     if idx is not None:
         bad = df["event_type"][idx]
         raise source.error(df, idx, "event_type", f"unknown event type {bad!r} (expected {', '.join(EVENT_TYPES)})")
+    check_time_range(df, source)
+    for col in ("price", "quantity"):
+        if col in df.columns and df.schema[col].is_float():
+            idx = first_true(df, ~pl.col(col).is_finite())
+            if idx is not None:
+                raise source.error(df, idx, col, f"{col} must be a finite number, got {df[col][idx]}")
     if "price" in df.columns:
         idx = first_true(df, pl.col("price") < 0)
         if idx is not None:
             raise source.error(df, idx, "price", f"negative price {df['price'][idx]}")
 
 
+def check_time_range(df: pl.DataFrame, source: Source) -> None:
+    """Raise DataError at the first time before 1990-01-01 or over a day in the future.
+
+    Why: a wrong time (year 9999, a unit mistaken for seconds) is not a warning, every job
+    downstream walks the span (one log with year-9999 times made a job walk 416,000 weeks).
+    """
+    ts = df.schema["timestamp"]
+    if not isinstance(ts, pl.Datetime):
+        return
+    latest = datetime.now(timezone.utc) + FUTURE_SLACK
+    lo, hi = (EARLIEST, latest) if ts.time_zone else (EARLIEST.replace(tzinfo=None), latest.replace(tzinfo=None))
+    col = pl.col("timestamp")
+    idx = first_true(df, (col < lo) | (col > hi))
+    if idx is not None:
+        when = "before 1990-01-01" if df["timestamp"][idx] < lo else "more than a day in the future"
+        raise source.error(df, idx, "timestamp", f"timestamp {df['timestamp'][idx]} is {when} "
+                           "(wrong unit or format? pass timestamp_format / check the clock)")
+
+
 def _warning(kind: str, count: int, message: str, first_row: int | None = None) -> dict:
     return {"kind": kind, "count": int(count), "message": message, "first_row": first_row}
+
+
+def warning_at(kind: str, count: int, message: str, df: pl.DataFrame | None, idx: int | None,
+               source: Source) -> dict:
+    """A warning whose ``first_row`` is the line of row ``idx``; with several input files the
+    message also names the file, since a line number alone is ambiguous."""
+    if df is None or idx is None:
+        return _warning(kind, count, message)
+    if source.file_col is not None and source.file_col in df.columns:
+        message = f"{message} (first at {source.where(df, idx)})"
+    return _warning(kind, count, message, source.line_of(df, idx))
 
 
 def validate_events(df: pl.DataFrame, *, source: Source | None = None) -> list[dict]:
@@ -241,9 +314,9 @@ def order_and_warn(df: pl.DataFrame, codes: pl.Series, source: Source) -> tuple[
     warnings = []
     if late.any():
         rows = perm.filter(late)
-        warnings.append(_warning("out_of_order", rows.len(), f"{rows.len()} events are earlier than the user's "
-                                 "previous event in file order (kept; events are sorted by time)",
-                                 source.line_of(df, int(rows.min()))))
+        warnings.append(warning_at("out_of_order", rows.len(), f"{rows.len()} events are earlier than the "
+                                   "user's previous event in file order (kept; events are sorted by time)",
+                                   df, int(rows.min()), source))
         perm = _argsort(codes, df["timestamp"])
         u, ts = codes.gather(perm), df["timestamp"].gather(perm)
     dup = _duplicates(df, perm, u, ts, source)
@@ -274,8 +347,8 @@ def _duplicates(df, perm, u, ts, source) -> dict | None:
     dup = sub.filter(pl.struct("u", "item_id", "timestamp", "event_type").is_first_distinct().not_())["row"]
     if dup.len() == 0:
         return None
-    return _warning("duplicates", dup.len(), f"{dup.len()} rows repeat an earlier row "
-                    "(same user, item, timestamp and event type)", source.line_of(df, int(dup.min())))
+    return warning_at("duplicates", dup.len(), f"{dup.len()} rows repeat an earlier row "
+                      "(same user, item, timestamp and event type)", df, int(dup.min()), source)
 
 
 def _singletons(df: pl.DataFrame) -> list[dict]:
@@ -303,5 +376,5 @@ def _price_outliers(df: pl.DataFrame, source) -> dict | None:
         return None
     import math
 
-    return _warning("price_outliers", n, f"{n} prices fall outside [{math.exp(lo):.4g}, {math.exp(hi):.4g}] "
-                    "(3 IQR fences of log price)", source.line_of(df, first_true(df, mask)))
+    return warning_at("price_outliers", n, f"{n} prices fall outside [{math.exp(lo):.4g}, "
+                      f"{math.exp(hi):.4g}] (3 IQR fences of log price)", df, first_true(df, mask), source)
