@@ -62,3 +62,38 @@ def test_absent_components_are_explained(tmp_path):
     page = render_report(run)
     assert "This run has no pricing model (prices never vary)" in page
     assert "This run has no recommendation model" in page
+
+
+def test_default_report_lives_in_the_run_and_the_run_stays_valid(full_run):
+    from shopml.runs import load_run
+
+    out = write_report(full_run)
+    assert out == full_run / "report.html" and "<html" in out.read_text().lower()
+    write_report(full_run, full_run / "report.html")  # the same place, named: fine, replaced
+    assert load_run(full_run, key=bytes(32)).verified
+    assert not [p.name for p in full_run.iterdir() if p.name.endswith(".tmp")]  # written atomically
+
+
+@pytest.mark.parametrize("target, fragment", [
+    (lambda run, d: run / "extras.json", "not an .html file"),
+    (lambda run, d: run / "models" / "page.html", "inside the run folder"),
+    (lambda run, d: run / "other.html", "inside the run folder"),
+    (lambda run, d: d / "other_run" / "report.html", "inside the run folder"),
+    (lambda run, d: d / "notes.txt", "not an .html file"),
+    (lambda run, d: d, "is a folder"),
+    (lambda run, d: d / "notes.txt" / "r.html", "is a file, not a folder"),
+])
+def test_report_never_overwrites_a_file_or_writes_into_a_run(full_run, tmp_path, target, fragment):
+    from shopml.errors import ConfigError
+
+    save_run(tmp_path / "other_run", components={}, key=bytes(32))
+    (tmp_path / "notes.txt").write_text("mine")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=fragment):
+        write_report(full_run, target(full_run, tmp_path))
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_existing_html_file_outside_runs_is_replaced(full_run, tmp_path):
+    (tmp_path / "old.html").write_text("<p>old</p>")
+    assert "Data quality" in write_report(full_run, tmp_path / "old.html").read_text()

@@ -35,10 +35,45 @@ def render_report(run) -> str:
 
 
 def write_report(run, out=None) -> Path:
-    """Write the report of ``run`` to ``out`` (default ``<run>/report.html``); return the path."""
+    """Write the report of ``run`` to ``out`` (default ``<run>/report.html``), atomically;
+    return the path.
+
+    ``out`` may not be a folder, an existing file other than an .html page, or a path
+    inside a run folder other than this run's own ``report.html`` (ConfigError): a report
+    never overwrites someone's file nor changes a run.
+    """
     from shopml.runs import Run
 
     run_path = run.path if isinstance(run, Run) else Path(run)
-    out = Path(out) if out is not None else run_path / "report.html"
+    default = run_path / "report.html"
+    out = Path(out).expanduser() if out is not None else default
+    _check_report_target(out, default)
     atomic_write_text(out, render_report(run))
     return out
+
+
+def _is_run(folder: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("format") == "shopml-run"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_report_target(out: Path, default: Path) -> None:
+    from shopml.errors import ConfigError
+
+    real = out.resolve()
+    if out.is_dir():
+        raise ConfigError(f"{out}: is a folder; name the report's .html file")
+    if out.exists() and out.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"{out}: exists and is not an .html file; the report will not overwrite it")
+    if real == default.resolve():
+        return
+    for folder in real.parents:
+        if folder.is_file():
+            raise ConfigError(f"{out}: {folder} is a file, not a folder")
+        if _is_run(folder):
+            raise ConfigError(f"{out}: lies inside the run folder {folder}; "
+                              "a run holds only its own report.html (the default)")
