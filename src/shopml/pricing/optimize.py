@@ -1,12 +1,16 @@
-"""Constrained price optimization over an exact candidate grid.
+"""Constrained price optimization: the best allowed price, exact at any bounds.
 
-Every candidate price is generated from the constraints and then filtered by
-:func:`violations`, the same predicate used to audit results, so a proposed price never
-violates a constraint. The objective (revenue or profit) is evaluated on every candidate
-with the demand model's ensemble members, which gives the curves and the intervals. A
-request with no feasible candidate raises :class:`~shopml.errors.InfeasibleError` naming
-the conflicting bounds. A constraint *binds* when dropping it (alone) would move the
-optimum to a strictly better price.
+The allowed prices are every cent (``grid_step``), or the ``endings``, or the ``ladder``,
+within the bounds that the other constraints set. :func:`candidate_prices` lists them;
+:func:`optimize_price` finds the best of them without listing them (see
+:mod:`shopml.pricing._search`: a log-spaced bracketing of every local optimum, zooms, then
+every allowed price next to the few optima and the bounds), so a request costs about the same
+whether its range is [1, 2] or [0.01, 1e9]. Each final candidate passes :func:`violations`,
+the same predicate used to audit results, so a proposed price never violates a constraint.
+The objective (revenue or profit) is evaluated with the demand model's ensemble members,
+which gives the curves and the intervals. A request with no feasible price raises
+:class:`~shopml.errors.InfeasibleError` naming the conflicting bounds. A constraint *binds*
+when dropping it (alone) would move the optimum to a strictly better price.
 
 A demand model is anything with ``curve(context, prices) -> units[n_members, n_prices]``
 (:class:`~shopml.pricing.demand.NeuralDemand`, :class:`~shopml.pricing.loglinear.LogLinearDemand`).
@@ -29,10 +33,14 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from shopml.errors import ConfigError, InfeasibleError
+from shopml.pricing._search import Endings, Grid, Ladder, extreme, maximize
 
 __all__ = ["Constraints", "violations", "candidate_prices", "optimize_price", "optimize_group"]
 
-_MAX_GRID = 400
+_NO_CAP = 3.0  # no upper bound: search up to 3x the reference price (+1, so any ending fits)
+_FLOOR = 0.01  # no lower bound: one cent
+_MAX_PRICE = 1e9  # the service's limit too: near 1e10 a double's error reaches violations' 1e-6 on cents
+_MAX_LIST = 100_000  # candidate_prices refuses to list more (optimize_price never lists them)
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def violations(price: float, *, current_price: float | None, cost: float | None,
 
 
 def _bounds(current_price, cost, c: Constraints) -> tuple[float, float, list[str]]:
-    lo, hi, why = 0.01, math.inf, []
+    lo, hi, why = _FLOOR, math.inf, []
     if c.min_price is not None:
         lo = max(lo, c.min_price); why.append(f"min_price {c.min_price:g}")
     if c.max_price is not None:
@@ -85,34 +93,64 @@ def _bounds(current_price, cost, c: Constraints) -> tuple[float, float, list[str
         if c.min_margin >= 1:
             raise InfeasibleError(f"min_margin {c.min_margin:g} must be below 1")
         lo = max(lo, cost / (1 - c.min_margin)); why.append(f"min_margin {c.min_margin:g} on cost {cost:g}")
+    if not math.isfinite(hi) and c.ladder is None:  # a ladder is its own cap
+        hi = max(lo, current_price or cost or lo) * _NO_CAP + 1.0
     return lo, hi, why
 
 
-def candidate_prices(*, current_price=None, cost=None, constraints=Constraints(), grid_step=0.01) -> np.ndarray:
-    """All feasible candidate prices (sorted). Raises InfeasibleError when there are none."""
-    c = constraints
-    lo, hi, why = _bounds(current_price, cost, c)
+def _ticks(c: Constraints, grid_step: float):
+    """The allowed price set before bounds. A ladder keeps only its points with an allowed
+    ending, so the remaining constraints are intervals in price."""
+    if c.endings is not None and not all(0 <= e < 1 for e in c.endings):
+        raise ConfigError(f"endings must be cents in [0, 1), got {tuple(c.endings)}")
     if c.ladder is not None:
-        raw = np.array(sorted(set(float(x) for x in c.ladder)))
-    else:
-        if not math.isfinite(hi):
-            ref = current_price or cost or lo
-            hi = max(lo, ref) * 3.0 + 1.0  # no upper bound: search to 3x the reference (+1: any ending fits)
-        if c.endings is not None:
-            base = np.arange(math.floor(lo) - 1, math.ceil(hi) + 1, dtype=float)
-            raw = np.round((base[:, None] + np.asarray(c.endings, dtype=float)[None, :]).ravel(), 2)
-        else:
-            step = max(grid_step, round((hi - lo) / _MAX_GRID, 2))
-            raw = np.round(np.arange(math.ceil(lo * 100) / 100, hi + 1e-9, step), 2)
-            raw = np.concatenate([raw, [math.floor(hi * 100) / 100]])
-    keep = [p for p in np.unique(raw) if not violations(p, current_price=current_price, cost=cost, constraints=c)]
-    if not keep:
-        detail = "; ".join(why) or "no bounds"
+        return Ladder([p for p in c.ladder if not violations(p, current_price=None, cost=None,
+                                                               constraints=Constraints(endings=c.endings))])
+    if c.endings is not None:
+        return Endings(c.endings)
+    if not grid_step > 0:
+        raise ConfigError(f"grid_step must be positive, got {grid_step}")
+    return Grid(grid_step)
+
+
+def _range(units: list, c: Constraints, grid_step: float):
+    """(ticks, lowest, highest feasible allowed price, ok) for every (current, cost) in ``units``."""
+    bounds = [_bounds(cp, cost, c) for cp, cost in units]
+    lo, hi = max(b[0] for b in bounds), min(b[1] for b in bounds)
+    if hi > _MAX_PRICE and c.ladder is None:
+        raise ConfigError(f"the allowed range reaches {hi:.3g}: prices above {_MAX_PRICE:g} are not supported "
+                          "(set max_price or max_change)")
+    ticks = _ticks(c, grid_step)
+    ok = lambda p: all(not violations(p, current_price=cp, cost=cost, constraints=c)  # noqa: E731
+                       for cp, cost in units)
+    low = extreme(ticks, lo, hi, ok, side="low") if lo <= hi else None
+    high = extreme(ticks, lo, hi, ok, side="high") if low is not None else None
+    if low is None or high is None or low > high:
+        if len(units) > 1:
+            raise InfeasibleError(f"no single price is feasible for all {len(units)} items of the group")
+        detail = "; ".join(bounds[0][2]) or "no bounds"
         extra = f", endings {c.endings}" if c.endings else ""
         extra += f", ladder of {len(c.ladder)} prices" if c.ladder else ""
         raise InfeasibleError(f"no price satisfies the constraints: allowed range [{lo:.4g}, {hi:.4g}] from "
                               f"{detail}{extra}")
-    return np.array(keep, dtype=float)
+    return ticks, low, high, ok
+
+
+def candidate_prices(*, current_price=None, cost=None, constraints=Constraints(), grid_step=0.01,
+                     limit=_MAX_LIST) -> np.ndarray:
+    """Every feasible allowed price (sorted): the set :func:`optimize_price` maximizes over.
+    Raises InfeasibleError when there is none, ConfigError when there are more than ``limit``.
+
+    Example:
+        >>> candidate_prices(current_price=2.0, constraints=Constraints(max_change=0.3, endings=(0.99,))).tolist()
+        [1.99]
+    """
+    ticks, low, high, ok = _range([(current_price, cost)], constraints, grid_step)
+    if ticks.count(low, high) > limit:
+        raise ConfigError(f"{ticks.count(low, high):.3g} allowed prices in [{low:g}, {high:g}]: more than "
+                          f"limit={limit}; optimize_price searches them without listing")
+    span = ticks.span(low, high)
+    return np.array([p for p in span[(span >= low) & (span <= high)] if ok(float(p))], dtype=float)
 
 
 def _objective(prices, units, cost, objective):
@@ -129,12 +167,38 @@ def _band(x):
     return float(x.mean()), float(np.quantile(x, 0.05)), float(np.quantile(x, 0.95))
 
 
-def _solve(curve_fn, current_price, cost, constraints, objective, grid_step):
-    prices = candidate_prices(current_price=current_price, cost=cost, constraints=constraints, grid_step=grid_step)
-    units = np.asarray(curve_fn(prices), dtype=float)
-    value = _objective(prices, units, cost, objective)
-    best = int(np.argmax(value.mean(0)))
-    return prices, units, value, best
+class _Scored:
+    """The mean objective of a set of demand curves, remembering each evaluation for the
+    curves and bands of the answer. ``parts``: (curve function, cost) per item; values add up."""
+
+    def __init__(self, parts, objective):
+        self.parts, self.objective, self.seen = parts, objective, []
+
+    def members(self, prices):
+        prices = np.asarray(prices, dtype=float)
+        units = [np.asarray(fn(prices), dtype=float) for fn, _ in self.parts]
+        value = sum(_objective(prices, u, cost, self.objective) for u, (_, cost) in zip(units, self.parts))
+        self.seen.append((prices, units, value))
+        return value
+
+    def __call__(self, prices):
+        return self.members(prices).mean(0)
+
+    def table(self):
+        """Every evaluated price once (sorted), its units per item and its objective."""
+        prices = np.concatenate([s[0] for s in self.seen])
+        keep = np.unique(prices, return_index=True)[1]
+        units = [np.concatenate([s[1][k] for s in self.seen], axis=1)[:, keep] for k in range(len(self.parts))]
+        return prices[keep], units, np.concatenate([s[2] for s in self.seen], axis=1)[:, keep]
+
+
+def _solve(parts, units, constraints, objective, grid_step):
+    """(best price, its mean objective, the evaluations) under ``constraints``."""
+    _objective(np.ones(1), np.ones((1, 1)), units[0][1], objective)  # fail fast on objective/cost
+    ticks, low, high, ok = _range(units, constraints, grid_step)
+    scored = _Scored(parts, objective)
+    price = maximize(scored, ticks, low, high, ok)
+    return price, float(scored(np.array([price]))[0]), scored
 
 
 def optimize_price(demand, context, *, current_price=None, cost=None, constraints=Constraints(),
@@ -143,16 +207,17 @@ def optimize_price(demand, context, *, current_price=None, cost=None, constraint
 
     Returns plain numbers and arrays: ``price``, ``units``/``revenue``/``profit`` with
     ``_low``/``_high`` (5-95% across the demand ensemble), the model's values at
-    ``current_price``, ``binding`` constraint names and ``curve`` (prices, units, revenue, profit
-    and bands) for plots. ``explain=False`` skips the binding analysis (faster).
+    ``current_price``, ``binding`` constraint names and ``curve`` (every price evaluated: units,
+    revenue, profit and bands) for plots. ``explain=False`` skips the binding analysis (faster).
     """
     fn = lambda p: demand.curve(context, p)  # noqa: E731
     return _decide(fn, current_price, cost, constraints, objective, grid_step, explain)
 
 
 def _decide(fn, current_price, cost, constraints, objective, grid_step, explain=True) -> dict:
-    prices, units, value, best = _solve(fn, current_price, cost, constraints, objective, grid_step)
-    p = float(prices[best])
+    p, best_value, scored = _solve([(fn, cost)], [(current_price, cost)], constraints, objective, grid_step)
+    prices, (units,), _ = scored.table()
+    best = int(np.flatnonzero(prices == p)[0])
     revenue = prices[None, :] * units
     profit = (prices[None, :] - cost) * units if cost is not None else None
     out = {"price": p, "current_price": current_price, "cost": cost, "objective": objective}
@@ -164,7 +229,7 @@ def _decide(fn, current_price, cost, constraints, objective, grid_step, explain=
         out["current_units"] = float(now.mean())
         out["current_value"] = float(_objective(np.array([current_price]), now[:, None], cost, objective).mean())
     if explain:  # which constraints bind: one re-solve per active constraint
-        out["binding"] = _binding(fn, current_price, cost, constraints, objective, grid_step, float(value.mean(0)[best]))
+        out["binding"] = _binding(fn, current_price, cost, constraints, objective, grid_step, best_value)
     out["curve"] = {"prices": prices, "units": units.mean(0), "units_low": np.quantile(units, 0.05, 0),
                     "units_high": np.quantile(units, 0.95, 0), "revenue": revenue.mean(0)}
     if profit is not None:
@@ -179,10 +244,10 @@ def _binding(fn, current_price, cost, constraints, objective, grid_step, best_va
     for name in names:
         relaxed = replace(constraints, **{name: None})
         try:
-            prices, _, value, best = _solve(fn, current_price, cost, relaxed, objective, grid_step)
+            _, value, _ = _solve([(fn, cost)], [(current_price, cost)], relaxed, objective, grid_step)
         except InfeasibleError:
             continue
-        if value.mean(0)[best] > best_value * (1 + 1e-9) + 1e-12:
+        if value > best_value * (1 + 1e-9) + 1e-12:
             binds.append(name)
     return binds
 
@@ -190,17 +255,20 @@ def _binding(fn, current_price, cost, constraints, objective, grid_step, best_va
 def optimize_group(demand, contexts: list, *, current_prices: list, costs: list, constraints=Constraints(),
                    objective="profit", grid_step=0.01) -> dict:
     """One shared price for items that must move together (same shelf price, shared ladder):
-    maximizes the summed objective over the prices feasible for EVERY item of the group."""
-    sets = [set(candidate_prices(current_price=cp, cost=c, constraints=constraints, grid_step=grid_step).tolist())
-            for cp, c in zip(current_prices, costs)]
-    common = sorted(set.intersection(*sets))
-    if not common:
-        raise InfeasibleError(f"no single price is feasible for all {len(contexts)} items of the group")
-    prices = np.array(common)
-    units = [np.asarray(demand.curve(ctx, prices), dtype=float) for ctx in contexts]
-    value = sum(_objective(prices, u, c, objective) for u, c in zip(units, costs))
-    best = int(np.argmax(value.mean(0)))
-    per_item = [{"price": float(prices[best]), "units": float(u[:, best].mean())} for u in units]
+    maximizes the summed objective over the prices feasible for EVERY item of the group.
+
+    Example:
+        >>> class Iso:
+        ...     def curve(self, context, prices): return 100 * np.asarray(prices)[None, :] ** -3.0
+        >>> optimize_group(Iso(), [None, None], current_prices=[1.4, 1.6], costs=[1.0, 1.0],
+        ...                constraints=Constraints(max_change=0.2))["price"]
+        1.5
+    """
+    parts = [((lambda p, ctx=ctx: demand.curve(ctx, p)), c) for ctx, c in zip(contexts, costs)]
+    price, _, scored = _solve(parts, list(zip(current_prices, costs)), constraints, objective, grid_step)
+    prices, units, value = scored.table()
+    best = int(np.flatnonzero(prices == price)[0])
     total = _band(value[:, best])
-    return {"price": float(prices[best]), "value": total[0], "value_low": total[1], "value_high": total[2],
+    per_item = [{"price": price, "units": float(u[:, best].mean())} for u in units]
+    return {"price": price, "value": total[0], "value_low": total[1], "value_high": total[2],
             "items": per_item, "curve": {"prices": prices, "value": value.mean(0)}}
