@@ -40,7 +40,7 @@ from shopml.data.compression import EVENT_SUFFIXES, file_kind
 from shopml.data.validate import Source, check_text_file
 from shopml.errors import ConfigError, DataError
 
-__all__ = ["expand_paths", "is_sql_uri", "read_sql_source", "scan_files", "sniff_separator"]
+__all__ = ["expand_paths", "header_renames", "is_sql_uri", "read_sql_source", "scan_files", "sniff_separator"]
 
 _SQL = re.compile(r"^postgres(ql)?(\+[\w]+)?://", re.IGNORECASE)
 _GLOB = re.compile(r"[*?\[]")
@@ -125,8 +125,19 @@ def _scan_one(path: Path, kind: str, header: str | None) -> pl.LazyFrame:
         return pl.scan_ndjson(path, infer_schema_length=None)
     lf = pl.scan_csv(path, separator=sniff_separator(path, header or ""), has_header=True,
                      infer_schema=False, truncate_ragged_lines=False, raise_if_empty=False)
-    names = lf.collect_schema().names()
-    return lf.rename({c: c.strip().lstrip("\ufeff") for c in names if c != c.strip().lstrip("\ufeff")})
+    return lf.rename(header_renames(path, lf.collect_schema().names()))
+
+
+def header_renames(path: Path, names: list[str]) -> dict:
+    """Renames that strip padding and a byte-order mark from header names; two names equal
+    after stripping are a DataError (they would be two columns with one name)."""
+    clean = [c.strip().lstrip("\ufeff").strip() for c in names]
+    seen = set()
+    for c in clean:
+        if c in seen:
+            raise DataError(f"duplicate column name {c!r} in the header", path=path, row=1)
+        seen.add(c)
+    return {a: b for a, b in zip(names, clean) if a != b}
 
 
 def scan_files(files: list[Path], read_header) -> tuple[pl.DataFrame, Source, dict]:

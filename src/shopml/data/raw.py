@@ -49,7 +49,14 @@ from pathlib import Path
 import polars as pl
 
 from shopml.data.compression import file_kind, read_head
-from shopml.data.inputs import expand_paths, is_sql_uri, read_sql_source, scan_files, sniff_separator
+from shopml.data.inputs import (
+    expand_paths,
+    header_renames,
+    is_sql_uri,
+    read_sql_source,
+    scan_files,
+    sniff_separator,
+)
 from shopml.data.validate import (
     Source,
     check_columns,
@@ -250,7 +257,7 @@ def _read_events_file(path: Path) -> RawTable:
     check_text_file(path)
     sep = sniff_separator(path, _sniff_first_line(path))
     df = _read_csv(path, sep, has_header=True)
-    df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
+    df = df.rename(header_renames(path, df.columns))
     return RawTable(df, Source(str(path), first_line=2), csv_fields=(sep, len(df.columns), df.columns[-1]))
 
 
