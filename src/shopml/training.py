@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -44,10 +45,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from shopml import progress
 from shopml.artifacts import atomic_dir
 from shopml.errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "IndexBatches", "train", "dist_info"]
+__all__ = ["TrainConfig", "TrainResult", "IndexBatches", "train", "dist_info", "torch_threads"]
 
 
 @dataclass
@@ -144,6 +146,19 @@ class IndexBatches:
         return [self.take(i) for i in plan]
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads and restore the caller's setting after it
+    (``torch.set_num_threads`` is process-wide: a library must not leave it changed)."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1)
 
@@ -204,7 +219,7 @@ def train(
             row["lr"] = opt.param_groups[0]["lr"]
         state.epoch, state.seconds = epoch, row["seconds"]
         if rank == 0 and cfg.progress:
-            _print_row(row, cfg.monitor)
+            _print_row(row, cfg.monitor, cfg.epochs, cfg.max_seconds)
         if ckpt is not None and rank == 0:
             _save_checkpoint(ckpt, model, opt, state, cfg)
         if world > 1:
@@ -324,40 +339,31 @@ def _broadcast_params(model) -> None:
 
 
 class _progress:
-    """A Rich progress bar over an epoch's batches (or a no-op)."""
+    """Per-batch ``step`` events (throttled to about one a second) for an epoch, or a no-op."""
 
     def __init__(self, enabled: bool, total: int, label: str):
-        self.enabled, self.total, self.label = enabled, total, label
+        self.enabled, self.total, self.label = enabled and progress.active(), total, label
 
     def __enter__(self):
         if not self.enabled:
             return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self.done, self.last = 0, time.perf_counter()
 
-        from shopml.cli._common import console_err
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console_err, transient=True,
-        )
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda: self.bar.advance(task)
+        def advance():
+            self.done += 1
+            now = time.perf_counter()
+            if now - self.last >= 1.0 or self.done == self.total:
+                self.last = now
+                progress.emit("step", step=self.done, steps=self.total)
+        return advance
 
     def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.stop()
         return False
 
 
-def _print_row(row: dict, monitor: str) -> None:
-    from shopml.cli._common import console_err
-
-    parts = [f"epoch {row['epoch']}", f"loss {row['loss']:.4f}"]
-    if monitor in row:
-        parts.append(f"{monitor} {row[monitor]:.4f}")
-    parts.append(f"{row['seconds']:.1f}s")
-    console_err.print("  ".join(parts), markup=False)
+def _print_row(row: dict, monitor: str, epochs: int, max_seconds: float | None) -> None:
+    progress.emit("epoch", epochs=epochs, monitor=monitor, metric=row.get(monitor), budget_s=max_seconds,
+                  **{k: v for k, v in row.items() if k in ("epoch", "loss", "seconds", "lr")})
 
 
 # ---------------------------------------------------------------- checkpoints (no pickle)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shopml import progress
 from shopml.behaviour.session_data import NegativeSampler, SessionBatch, session_parallel_batches
 
 __all__ = ["IndexedAdagrad", "train_gru4rec", "carry_hidden", "sampled_logq_loss", "bpr_max_loss", "LOSSES"]
@@ -220,6 +221,9 @@ def train_gru4rec(
     t0, hist = time.perf_counter(), {"loss": [], "seconds": [], "steps": []}
     net.train()
     avg = _WeightAverage()
+    # Session-parallel batches advance one event per lane: about this many steps an epoch.
+    est_steps = max((len(items) - (len(indptr) - 1)) // batch_size, 1)
+    tick = time.perf_counter()
     for epoch in range(epochs):
         h, total, n, steps = torch.zeros(batch_size, net.hidden), 0.0, 0, 0
         for batch in session_parallel_batches(indptr, items, batch_size):
@@ -233,6 +237,9 @@ def train_gru4rec(
             if average_every and avg.n and (steps + 1) % average_every == 0:
                 avg.add(net)
             total, n, steps = total + float(value.detach()) * batch_size, n + len(y), steps + 1
+            if progress.active() and time.perf_counter() - tick >= 1.0:
+                tick = time.perf_counter()
+                progress.emit("step", step=steps, steps=max(est_steps, steps))
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
         hist["loss"].append(total / max(n, 1))
@@ -242,6 +249,8 @@ def train_gru4rec(
             avg.add(net)
         if on_epoch is not None:
             on_epoch(epoch, hist["loss"][-1])
+        progress.emit("epoch", epoch=epoch + 1, epochs=epochs, loss=hist["loss"][-1],
+                      seconds=hist["seconds"][-1], budget_s=time_budget)
         if time_budget is not None and time.perf_counter() - t0 > time_budget:
             break
     hist["averaged_snapshots"] = avg.apply(net)
