@@ -40,6 +40,8 @@ __all__ = [
     "ndcg",
     "mrr",
     "recall",
+    "hit_rate_sets",
+    "ndcg_sets",
     "auc",
     "log_loss",
     "mae",
@@ -237,6 +239,38 @@ def recall(ranks, k: int) -> float:
 
 
 # ---------------------------------------------------------------------- point metrics
+
+
+def hit_rate_sets(hits, k: int) -> float:
+    """HR@k with several relevant items per row: the share of rows with a hit in the top ``k``.
+
+    ``hits`` is bool ``[n_rows, >= k]``: whether the item at each rank is relevant.
+
+    Example:
+        >>> hit_rate_sets([[0, 1, 0], [0, 0, 0]], 2)
+        0.5
+    """
+    h = np.asarray(hits, dtype=bool)[:, :k]
+    return _mean(h.any(1).astype(float)) if h.size else float("nan")
+
+
+def ndcg_sets(hits, n_relevant, k: int) -> float:
+    """NDCG@k with several relevant items per row (binary gains): DCG over the top ``k``
+    divided by the DCG of a ranking with all ``min(n_relevant, k)`` relevant items first.
+
+    Example:
+        >>> # row 1: hits at ranks 1 and 3 of 2 relevant -> (1 + .5) / (1 + 1/log2(3))
+        >>> round(ndcg_sets([[1, 0, 1], [0, 0, 0]], [2, 1], 3), 5)
+        0.45986
+    """
+    h = np.asarray(hits, dtype=float)[:, :k]
+    if not h.size:
+        return float("nan")
+    disc = 1.0 / np.log2(np.arange(2, h.shape[1] + 2))
+    dcg = (h * disc).sum(1)
+    n = np.minimum(np.asarray(n_relevant, dtype=np.int64), h.shape[1])
+    idcg = np.concatenate([[0.0], np.cumsum(disc)])[n]
+    return _mean(np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1.0), 0.0))
 
 
 def _pair(y, p) -> tuple[np.ndarray, np.ndarray]:

@@ -27,9 +27,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from shopml.evaluation.metrics import hit_rate, mrr, ndcg, target_ranks
+from shopml.evaluation.metrics import hit_rate, hit_rate_sets, mrr, ndcg, ndcg_sets, target_ranks
 
-__all__ = ["evaluate", "rank_targets", "evaluate_model", "metrics_from_ranks", "auto_batch_size"]
+__all__ = ["evaluate", "rank_targets", "evaluate_model", "evaluate_windows", "metrics_from_ranks", "auto_batch_size"]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -134,3 +134,69 @@ def evaluate_model(model, sequences, targets, *, ks=(5, 10, 20), protocols=("A",
     """
     return evaluate(model.score_batch, sequences.indptr, sequences.items, targets, ks=ks,
                     protocols=protocols, batch_size=batch_size, n_items=model.n_items_)
+
+
+def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, target_items, *,
+                     users=None, k: int = 10, batch_size: int | None = None,
+                     n_items: int | None = None) -> dict[str, dict[str, float]]:
+    """HR@k and NDCG@k of each user's *set* of future items (a time window), full ranking.
+
+    Row ``u`` ranks every item after history ``hist[u]`` against targets ``target[u]`` (both
+    CSR, 1-based item indices). Two protocols, as in :func:`evaluate`:
+
+    * **A** (history excluded): history items are not candidates and do not count as targets,
+      so A measures finding *new* items; rows whose targets are all in the history are skipped;
+    * **B** (nothing excluded): every target counts, so re-buying a history item is a hit.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> pop = torch.tensor([float("-inf"), 3.0, 2.0, 1.0])
+        >>> score = lambda h, u: pop.expand(len(h), -1).clone()
+        >>> r = evaluate_windows(score, np.array([0, 1]), np.array([1]), np.array([0, 2]), np.array([1, 3]), k=1)
+        >>> r["A"]["hr@1"], r["B"]["hr@1"]   # A drops item 1 (bought before); B counts its re-buy
+        (0.0, 1.0)
+    """
+    hist_indptr, hist_items = np.asarray(hist_indptr, np.int64), np.asarray(hist_items, np.int64)
+    target_indptr, target_items = np.asarray(target_indptr, np.int64), np.asarray(target_items, np.int64)
+    n_rows = len(target_indptr) - 1
+    rows_all = np.flatnonzero(np.diff(target_indptr) > 0)
+    users = np.arange(1, n_rows + 1) if users is None else np.asarray(users)
+    n_items = n_items or int(max(hist_items.max(initial=0), target_items.max(initial=0)))
+    bs = batch_size or auto_batch_size(n_items)
+    hits = {"A": [], "B": []}
+    n_rel = {"A": [], "B": []}
+    with torch.no_grad():
+        for s in range(0, len(rows_all), bs):
+            rows = rows_all[s: s + bs]
+            hist = _padded(hist_indptr, hist_items, rows)
+            scores = score_fn(hist, torch.from_numpy(users[rows]).long()).float()
+            scores[:, 0] = float("-inf")
+            relevant = _row_mask(target_indptr, target_items, rows, scores.shape[1])
+            seen = torch.zeros_like(relevant).scatter_(1, hist, True)
+            seen[:, 0] = False
+            for p in ("A", "B"):
+                sc, rel = scores, relevant
+                if p == "A":
+                    sc, rel = scores.masked_fill(seen, float("-inf")), relevant & ~seen
+                top = sc.topk(min(k, sc.shape[1] - 1), dim=1).indices
+                hits[p].append(rel.gather(1, top).numpy())
+                n_rel[p].append(rel.sum(1).numpy())
+    out = {}
+    for p in ("A", "B"):
+        h = np.concatenate(hits[p]) if hits[p] else np.zeros((0, k), bool)
+        n = np.concatenate(n_rel[p]) if n_rel[p] else np.zeros(0, np.int64)
+        keep = n > 0
+        out[p] = {f"hr@{k}": hit_rate_sets(h[keep], k), f"ndcg@{k}": ndcg_sets(h[keep], n[keep], k),
+                  "n_users": int(keep.sum())}
+    return out
+
+
+def _row_mask(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: int) -> torch.Tensor:
+    """Bool ``[len(rows), width]``: True at each row's items."""
+    starts, ends = indptr[rows], indptr[rows + 1]
+    lens = ends - starts
+    r = np.repeat(np.arange(len(rows)), lens)
+    cols = items[np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])] if len(rows) else np.zeros(0, np.int64)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    mask[torch.from_numpy(r), torch.from_numpy(cols.astype(np.int64))] = True
+    return mask
