@@ -272,6 +272,21 @@ def _resolve_key(key: bytes | None) -> bytes:
     return load_key() if key is None else bytes(key)
 
 
+def _save_components(tmp: Path, components: dict[str, Any]) -> list[dict]:
+    entries = []
+    for name, est in components.items():
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise ArtifactError(f"component name {name!r} must be alphanumeric")
+        cls_path = _class_path(est)
+        # Refused at save, not only at load: a run that could never be loaded is no run.
+        if _component_class(cls_path) is not type(est):
+            raise ArtifactError(f"component {name!r}: {cls_path} is not a registered component class "
+                                "(decorate it with shopml.runs.register_component)")
+        est.save(tmp / "models" / name)
+        entries.append({"name": name, "class": cls_path, "path": f"models/{name}"})
+    return entries
+
+
 def save_run(
     path,
     *,
@@ -298,16 +313,7 @@ def save_run(
     check_run_target(path)
     key = _resolve_key(key)
     with atomic_dir(path, replaceable=lambda p: _run_folder_problem(p) is None) as tmp:
-        entries = []
-        for name, est in components.items():
-            if not name.replace("_", "").replace("-", "").isalnum():
-                raise ArtifactError(f"component name {name!r} must be alphanumeric")
-            cls_path = _class_path(est)
-            if _component_class(cls_path) is not type(est):
-                raise ArtifactError(f"component {name!r}: {cls_path} is not a registered component class "
-                                    "(decorate it with shopml.runs.register_component)")
-            est.save(tmp / "models" / name)
-            entries.append({"name": name, "class": cls_path, "path": f"models/{name}"})
+        entries = _save_components(tmp, components)
         (tmp / "ids").mkdir()
         (tmp / "ids" / "items.json").write_text(_dump(list(items or [])))
         (tmp / "ids" / "users.json").write_text(_dump(list(users or [])))
