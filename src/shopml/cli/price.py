@@ -8,11 +8,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import typer
 
-from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, peak_rss_mb, print_json, write_benchmark
+from shopml.cli._common import (
+    JSON_OPTION,
+    app,
+    benchmark_app,
+    console,
+    peak_rss_mb,
+    print_json,
+    write_benchmark,
+)
 from shopml.errors import ConfigError, DataError
 
 price_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -96,15 +103,11 @@ def fit_cmd(
     console.print(f"saved {out} (holdout RMSE of log units {m.holdout_rmse_:.4f})")
 
 
-def _constraints(min_price, max_price, max_change, min_margin, endings, ladder):
-    from shopml.pricing.optimize import Constraints
-
+def _numbers(value: str | None, option: str) -> list[float] | None:
     try:
-        end = tuple(float(e) for e in _split(endings)) or None
-        lad = tuple(float(e) for e in _split(ladder)) or None
+        return [float(e) for e in _split(value)] or None
     except ValueError:
-        raise ConfigError("--endings/--ladder take comma-separated numbers, e.g. 0.99,0.49") from None
-    return Constraints(min_price, max_price, max_change, min_margin, end, lad)
+        raise ConfigError(f"{option} takes comma-separated numbers, e.g. 0.99,0.49") from None
 
 
 @price_app.command("optimize")
@@ -113,33 +116,36 @@ def optimize_cmd(
     data: Path = typer.Option(..., help="table with the context rows"),
     item: str = typer.Option(..., help="value of the model's item column"),
     store: str = typer.Option(None, help="restrict the context to this store (column 'store')"),
-    current_price: float = typer.Option(None), cost: float = typer.Option(None),
+    current_price: float = typer.Option(None, help="default: the context's median price"),
+    cost: float = typer.Option(None, help="default: the context's mean 'cost' column; none: revenue"),
     objective: str = typer.Option("profit"),
     min_price: float = typer.Option(None), max_price: float = typer.Option(None),
-    max_change: float = typer.Option(None), min_margin: float = typer.Option(None),
+    max_change: float = typer.Option(None, help="default: the price book's when no price bound is given"),
+    min_margin: float = typer.Option(None),
     endings: str = typer.Option(None, help="e.g. 0.99,0.49"), ladder: str = typer.Option(None),
-    last_weeks: int = typer.Option(8, help="context = the item's last N weeks (column 'week')"),
+    last_weeks: int = typer.Option(None, help="context = the item's last N weeks (column 'week'); "
+                                   "default: the price book's"),
     json_out: bool = JSON_OPTION,
 ):
-    """Best price for one item (x store) under the constraints, with intervals and curves."""
+    """Best price for one item (x store) under the constraints, with intervals and curves.
+    The same rules as the service: see :mod:`shopml.service.price_book`."""
     from shopml.pricing.demand import NeuralDemand
-    from shopml.pricing.optimize import optimize_price
+    from shopml.service.price_book import DEFAULT_LAST_WEEKS, PriceBook
 
     m = NeuralDemand.load(model)
     df = _read(data)
-    ctx = df.filter(pl.col(m.item).cast(pl.Utf8) == item)
+    rows = df.filter(pl.col(m.item).cast(pl.Utf8) == item)
     if store is not None:
-        ctx = ctx.filter(pl.col("store").cast(pl.Utf8) == store)
-    if ctx.height == 0:
+        rows = rows.filter(pl.col("store").cast(pl.Utf8) == store)
+    if rows.height == 0:
         raise DataError(f"no rows for item {item!r}" + (f" in store {store!r}" if store else ""), path=data)
-    if "week" in ctx.columns:
-        ctx = ctx.filter(pl.col("week") > ctx["week"].max() - last_weeks)
-    current = current_price if current_price is not None else float(np.round(ctx[m.price].median(), 2))
-    c = _constraints(min_price, max_price, max_change, min_margin, endings, ladder)
-    d = optimize_price(m, ctx, current_price=current, cost=cost, constraints=c, objective=objective)
+    book = PriceBook(item=m.item, last_weeks=DEFAULT_LAST_WEEKS if last_weeks is None else last_weeks).fit(m, rows)
+    d = book.decide(item, objective=objective, unit_cost=cost, current_price=current_price, min_price=min_price,
+                    max_price=max_price, max_change=max_change, min_margin=min_margin,
+                    endings=_numbers(endings, "--endings"), ladder=_numbers(ladder, "--ladder"))
     if json_out:
         return print_json(d)
-    console.print(f"item {item}: price {d['price']:.2f} (current {current:.2f}), units {d['units']:.1f} "
+    console.print(f"item {item}: price {d['price']:.2f} (current {d['current_price']:.2f}), units {d['units']:.1f} "
                   f"[{d['units_low']:.1f}, {d['units_high']:.1f}], binding: {', '.join(d['binding']) or 'none'}")
 
 

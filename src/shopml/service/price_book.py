@@ -1,11 +1,22 @@
-"""The price book a run serves: a fitted demand model plus, per item, its recent selling
-context (store × week rows), current price and unit cost. It answers "best price under
-these constraints" and "demand curve" by calling :mod:`shopml.pricing` (the optimizer and
-the demand model's own curves); it holds no modelling logic of its own.
+"""The price book: a fitted demand model plus, per item, its recent selling context
+(store × week rows), current price and unit cost. It answers "best price under these
+constraints" and "demand curve" by calling :mod:`shopml.pricing` (the optimizer and the
+demand model's own curves); it holds no modelling logic of its own. The service
+(``POST /v1/prices/optimize``) and ``shopml price optimize`` both price through it, so they
+share one set of rules, documented here once:
+
+- context: the item's rows from the last ``DEFAULT_LAST_WEEKS`` (4) weeks of the panel
+  (all rows when the table has no ``week`` column);
+- current price: the median price of that context, to the cent; unit cost: its mean
+  ``cost`` column (overridable per request);
+- a request with none of ``max_change``, ``min_price``, ``max_price`` gets
+  ``max_change=DEFAULT_MAX_CHANGE`` (0.3): the demand model is not trusted far from the
+  prices it has seen;
+- without a unit cost the objective is revenue (the answer's ``objective`` says which).
 
 Example:
-    >>> book = PriceBook.from_panel(demand, panel, last_weeks=4)   # doctest: +SKIP
-    >>> book.optimize_item("i007", max_change=0.1)["price"]         # doctest: +SKIP
+    >>> book = PriceBook().fit(demand, panel)                 # doctest: +SKIP
+    >>> book.optimize_item("i007", max_change=0.1)["price"]   # doctest: +SKIP
     3.49
 """
 
@@ -20,21 +31,35 @@ from shopml.errors import ArtifactError, DataError, NotFittedError
 __all__ = ["PriceBook"]
 
 KIND = "price-book"
-_CONSTRAINTS = ("min_price", "max_price", "max_change", "min_margin", "endings")
+DEFAULT_LAST_WEEKS = 4
+DEFAULT_MAX_CHANGE = 0.3
+_CONSTRAINTS = ("min_price", "max_price", "max_change", "min_margin", "endings", "ladder")
 
 
 class PriceBook:
-    """Serve price proposals and demand curves for the items of a fitted demand model."""
+    """Serve price proposals and demand curves for the items of a fitted demand model.
 
-    def __init__(self, *, item: str = "item", last_weeks: int = 4, default_max_change: float | None = 0.3):
+    Example:
+        >>> PriceBook().get_params() == {"item": "item", "last_weeks": 4, "default_max_change": 0.3}
+        True
+    """
+
+    def __init__(self, *, item: str = "item", last_weeks: int = DEFAULT_LAST_WEEKS,
+                 default_max_change: float | None = DEFAULT_MAX_CHANGE):
         self.item, self.last_weeks, self.default_max_change = item, last_weeks, default_max_change
 
-    def fit(self, demand, panel: pl.DataFrame) -> "PriceBook":
+    def get_params(self) -> dict:
+        return {"item": self.item, "last_weeks": self.last_weeks, "default_max_change": self.default_max_change}
+
+    def fit(self, demand, panel: pl.DataFrame) -> PriceBook:
         """Remember each item's last ``last_weeks`` weeks of rows (the context the demand model
         averages over), its median price there (current price) and mean unit cost."""
-        wmax = panel["week"].max()
-        recent = panel.filter(pl.col("week") > wmax - self.last_weeks).with_columns(pl.col(self.item).cast(pl.Utf8))
-        stats = recent.group_by(self.item).agg(pl.col("price").median().alias("p"),
+        price = getattr(demand, "price", "price")
+        recent = panel
+        if "week" in panel.columns:
+            recent = panel.filter(pl.col("week") > panel["week"].max() - self.last_weeks)
+        recent = recent.with_columns(pl.col(self.item).cast(pl.Utf8))
+        stats = recent.group_by(self.item).agg(pl.col(price).median().alias("p"),
                                                (pl.col("cost").mean() if "cost" in recent.columns
                                                 else pl.lit(None)).alias("c")).sort(self.item)
         self.demand_ = demand
@@ -54,26 +79,39 @@ class PriceBook:
         ctx = self.context_.filter(pl.col(self.item) == item_id)
         return ctx, self.current_price_[n], self.cost_[n]
 
-    def optimize_item(self, item_id: str, *, objective: str = "profit", unit_cost: float | None = None,
-                      current_price: float | None = None, **constraints) -> dict:
-        """The best feasible price of ``item_id``; constraints as in
-        :class:`shopml.pricing.optimize.Constraints` (``endings`` a list of cents)."""
+    def decide(self, item_id: str, *, objective: str = "profit", unit_cost: float | None = None,
+               current_price: float | None = None, explain: bool = True, **constraints) -> dict:
+        """The optimizer's full answer for ``item_id`` under the book's rules (see the module
+        docstring): :func:`shopml.pricing.optimize.optimize_price`'s dict plus ``item_id``.
+        Constraints as in :class:`~shopml.pricing.optimize.Constraints` (``endings``/``ladder`` lists).
+
+        Example:
+            >>> book.decide("i007", max_change=0.1, endings=[0.99])["price"]   # doctest: +SKIP
+            3.99
+        """
         from shopml.pricing.optimize import Constraints, optimize_price
 
         ctx, price_now, cost = self._lookup(item_id)
         cost = cost if unit_cost is None else unit_cost
         kwargs = {k: v for k, v in constraints.items() if k in _CONSTRAINTS and v is not None}
-        if "endings" in kwargs:
-            kwargs["endings"] = tuple(kwargs["endings"])
+        kwargs.update({k: tuple(kwargs[k]) for k in ("endings", "ladder") if k in kwargs})
         if "max_change" not in kwargs and "min_price" not in kwargs and "max_price" not in kwargs:
             kwargs["max_change"] = self.default_max_change  # never extrapolate far from observed prices
         d = optimize_price(self.demand_, ctx, current_price=current_price or price_now, cost=cost,
-                           constraints=Constraints(**kwargs), objective=objective if cost is not None else "revenue")
-        band = lambda name: {"low": d[f"{name}_low"], "high": d[f"{name}_high"]} if f"{name}_low" in d else None  # noqa: E731
+                           constraints=Constraints(**kwargs), objective=objective if cost is not None else "revenue",
+                           explain=explain)
+        return {"item_id": item_id, **d}
+
+    def optimize_item(self, item_id: str, *, objective: str = "profit", unit_cost: float | None = None,
+                      current_price: float | None = None, **constraints) -> dict:
+        """The best feasible price of ``item_id`` in the service's shape (see :meth:`decide`)."""
+        d = self.decide(item_id, objective=objective, unit_cost=unit_cost, current_price=current_price, **constraints)
+        cost = d["cost"]
+        band = lambda name: {"low": d[f"{name}_low"], "high": d[f"{name}_high"]} if f"{name}_low" in d else None
         return {"item_id": item_id, "price": d["price"], "expected_units": d["units"], "revenue": d["revenue"],
                 "profit": d.get("profit"), "units_interval": band("units"), "profit_interval": band("profit"),
                 "binding": list(d.get("binding", [])), "curve": d["curve"], "current_price": d["current_price"],
-                "unit_cost": cost}
+                "unit_cost": cost, "objective": d["objective"]}
 
     def curve(self, item_id: str, *, points: int = 25, unit_cost: float | None = None, span: float = 0.5) -> dict:
         """Units (with 5-95% band), elasticity, revenue and profit on ``points`` prices within
@@ -101,13 +139,11 @@ class PriceBook:
         meta = {"item_ids": self.item_ids_, "current_price": self.current_price_, "cost": self.cost_,
                 "context": self.context_.to_dict(as_series=False),
                 "demand_class": f"{type(self.demand_).__module__}.{type(self.demand_).__qualname__}"}
-        write_model_dir(path, kind=KIND, params={"item": self.item, "last_weeks": self.last_weeks,
-                                                 "default_max_change": self.default_max_change},
-                        tensors={}, meta=meta)
+        write_model_dir(path, kind=KIND, params=self.get_params(), tensors={}, meta=meta)
         self.demand_.save(Path(path) / "demand")
 
     @classmethod
-    def load(cls, path) -> "PriceBook":
+    def load(cls, path) -> PriceBook:
         from pathlib import Path
 
         from shopml.pricing.demand import NeuralDemand
