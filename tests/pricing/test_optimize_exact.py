@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shopml.errors import ConfigError, InfeasibleError
-from shopml.pricing.optimize import Constraints, candidate_prices, optimize_group, optimize_price
+from shopml.pricing.optimize import (
+    Constraints,
+    candidate_prices,
+    optimize_group,
+    optimize_price,
+)
 
 
 class Steps:

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Grid", "Endings", "Ladder", "maximize", "extreme"]
+__all__ = ["Endings", "Grid", "Ladder", "extreme", "maximize"]
 
 _EXACT = 256  # a bracket with at most this many allowed prices is evaluated in full
 _GRID = 256  # log-spaced points over the whole range; brackets each local optimum

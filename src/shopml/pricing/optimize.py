@@ -35,7 +35,7 @@ import numpy as np
 from shopml.errors import ConfigError, InfeasibleError
 from shopml.pricing._search import Endings, Grid, Ladder, extreme, maximize
 
-__all__ = ["Constraints", "violations", "candidate_prices", "optimize_price", "optimize_group"]
+__all__ = ["Constraints", "candidate_prices", "optimize_group", "optimize_price", "violations"]
 
 _NO_CAP = 3.0  # no upper bound: search up to 3x the reference price (+1, so any ending fits)
 _FLOOR = 0.01  # no lower bound: one cent
@@ -121,7 +121,7 @@ def _range(units: list, c: Constraints, grid_step: float):
         raise ConfigError(f"the allowed range reaches {hi:.3g}: prices above {_MAX_PRICE:g} are not supported "
                           "(set max_price or max_change)")
     ticks = _ticks(c, grid_step)
-    ok = lambda p: all(not violations(p, current_price=cp, cost=cost, constraints=c)  # noqa: E731
+    ok = lambda p: all(not violations(p, current_price=cp, cost=cost, constraints=c)
                        for cp, cost in units)
     low = extreme(ticks, lo, hi, ok, side="low") if lo <= hi else None
     high = extreme(ticks, lo, hi, ok, side="high") if low is not None else None
@@ -210,7 +210,7 @@ def optimize_price(demand, context, *, current_price=None, cost=None, constraint
     ``current_price``, ``binding`` constraint names and ``curve`` (every price evaluated: units,
     revenue, profit and bands) for plots. ``explain=False`` skips the binding analysis (faster).
     """
-    fn = lambda p: demand.curve(context, p)  # noqa: E731
+    fn = lambda p: demand.curve(context, p)
     return _decide(fn, current_price, cost, constraints, objective, grid_step, explain)
 
 
