@@ -1,21 +1,19 @@
-"""fit_all end to end on a tiny simulated shop: every job it supports lands in one run,
-skipped jobs say why, the run reloads and serves, and no raw user id is in any file."""
+"""fit_all end to end on a tiny simulated shop: every job it supports lands in one run with
+its winner, skipped jobs say why, the run reloads and serves, and no raw user id is in any file."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-pytest.importorskip("shopml.recommend.models", reason="the recommend job has not landed")
-pytest.importorskip("shopml.behaviour.sessions", reason="the sessions job has not landed")
+from shopml.data.simulate import simulate_shop
+from shopml.pipeline import FitConfig, fit_all
 
 
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory):
     import os
 
-    from shopml.data.simulate import simulate_shop
-    from shopml.pipeline import FitConfig, fit_all
     from shopml.privacy import pseudonymize
 
     key = bytes(range(32))
@@ -31,23 +29,41 @@ def shop_run(tmp_path_factory):
     os.environ.pop("SHOPML_KEY", None)
 
 
-def test_jobs_fitted_or_skipped_with_reasons(shop_run):
+def test_every_job_ran_or_was_skipped_for_a_data_reason(shop_run):
     _, res, _ = shop_run
-    assert {"recommend", "sessions"} <= set(res.metrics)
+    assert {"recommend", "sessions", "customers"} <= set(res.metrics)
     models = {r["model"] for r in res.metrics["recommend"]}
-    assert {"sasrec", "pop", "markov", "itemknn"} <= models  # the model beside its baselines
-    skipped = {s["job"]: s["reason"] for s in res.skipped}
-    assert "prices vary" in skipped["pricing"]  # the simulated shop keeps each item's price fixed
-    assert set(res.metrics) | set(skipped) == {"recommend", "sessions", "customers", "pricing"}
+    assert {"sasrec", "pop", "recent-pop", "markov", "itemknn", "rebuy"} <= models  # the model and baselines
+    assert {r["protocol"] for r in res.metrics["recommend"]} == {"A", "B"}
+    assert {r["model"] for r in res.metrics["customers"]} == {"rnn", "bgnbd"}
+    assert {"intent-gru", "base-rate"} <= {r["model"] for r in res.metrics["sessions"]}
+    skipped = {s["job"]: s for s in res.skipped}
+    assert set(skipped) == {"pricing"} and skipped["pricing"]["status"] == "skipped"
+    assert "prices vary" in skipped["pricing"]["reason"]  # the simulated shop keeps each item's price fixed
 
 
-def test_run_reloads_and_answers_for_raw_ids(shop_run, monkeypatch):
+def test_each_job_serves_its_validation_winner(shop_run):
+    _, res, _ = shop_run
+    for job in ("recommend", "sessions", "customers"):
+        w = res.winners[job]
+        scores = w["valid_scores"]
+        best = (max if w["higher_is_better"] else min)(scores, key=scores.get)
+        assert w["model"] == best
+        served = {r["model"] for r in res.metrics[job] if r.get("winner")}
+        assert served == {best}
+
+
+def test_run_reloads_and_answers_for_raw_ids(shop_run):
     from shopml.runs import load_run
     from shopml.service.engine import Engine
 
     shop, res, key = shop_run
     run = load_run(res.path, check_key=True, key=key)
     assert run.manifest["skipped"] == res.skipped and run.manifest["data"]["n_rows"] == shop.events.height
+    assert run.manifest["params"]["winners"]["customers"]["model"] == res.winners["customers"]["model"]
+    served = res.winners["customers"]["model"]
+    fc = run.components["customers"].forecast(2)
+    assert set(fc["forecast_model"].to_list()) == {served}
     engine = Engine(run, key)
     ans = engine.recommend_user(shop.truth.user_ids[0], k=3, explain=True)
     assert ans["fallback"] is None and len(ans["items"]) == 3
@@ -71,7 +87,6 @@ def test_fit_and_report_commands_on_an_event_file(tmp_path, capsys, monkeypatch)
     import json
 
     from shopml.cli import main
-    from shopml.data.simulate import simulate_shop
 
     monkeypatch.setenv("SHOPML_KEY", "11" * 32)
     shop = simulate_shop(n_users=80, n_items=30, seed=5)
@@ -81,6 +96,7 @@ def test_fit_and_report_commands_on_an_event_file(tmp_path, capsys, monkeypatch)
     main(["fit", "--events", str(csv), "--out", str(out), "--preset", "tiny", "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert "recommend" in doc["metrics"] and {s["job"] for s in doc["skipped"]} >= {"pricing"}
+    assert doc["winners"]["recommend"]["model"] in {r["model"] for r in doc["metrics"]["recommend"]}
     main(["report", str(out), "--out", str(tmp_path / "r.html")])
     assert "Metrics against baselines" in (tmp_path / "r.html").read_text()
     raw = [u.encode() for u in shop.truth.user_ids]

@@ -411,14 +411,15 @@ _BUILTIN = {
     f"shopml.{mod}.{cls}": f"shopml.{mod}"
     for mod, names in {
         "recommend.models": ["SASRecRecommender", "CaserRecommender"],
-        "recommend.baselines": ["MostPopular", "ItemKNN", "Markov"],
+        "recommend.baselines": ["MostPopular", "ItemKNN", "Markov", "Repurchase"],
         "behaviour.sessions": ["SessionRecommender"],
         "behaviour.knn": ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender"],
         "behaviour.session_intent": ["PurchaseIntentModel"],
         "behaviour.tabular": ["IntentClassifier"],
         "behaviour.customers": ["CustomerForecaster"],
         "pricing.demand": ["NeuralDemand"],
-        "service.price_book": ["PriceBook"],
+        "service.price_book": ["PriceBook"],  # where runs saved before the move name it
+        "pricing.price_book": ["PriceBook"],
     }.items()
     for cls in names
 }

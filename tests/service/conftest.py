@@ -24,8 +24,6 @@ def _fixed_key(monkeypatch):
 def tiny_run(tmp_path_factory):
     import torch
 
-    pytest.importorskip("shopml.recommend.models", reason="the recommend job has not landed")
-    pytest.importorskip("shopml.behaviour.sessions", reason="the sessions job has not landed")
     from shopml.behaviour.sessions import SessionRecommender
     from shopml.privacy import pseudonymize
     from shopml.recommend.base import sequences_from_lists

@@ -113,6 +113,7 @@ class CustomerForecaster:
         differ; the aggregate forecast of one member varies, their average much less).
         n_samples: sampled paths per customer when forecasting (split over the members).
         val_fraction: customers held out for early stopping. seed: seeds everything.
+        max_seconds: wall-time budget of the whole fit, split evenly over the members.
 
     Learned: ``nets_``, ``customers_`` (ids), ``h_`` ([members, N, hidden] state after the window),
     ``last_x_``, ``tracker_``,
@@ -125,7 +126,8 @@ class CustomerForecaster:
 
     def __init__(self, *, hidden: int = 32, max_count: int = 4, epochs: int = 40, lr: float = 3e-3,
                  batch_size: int = 512, n_models: int = 3, n_samples: int = 120, val_fraction: float = 0.1,
-                 seed: int = 0):
+                 seed: int = 0, max_seconds: float | None = None):
+        self.max_seconds = max_seconds  # wall-time budget for all members together
         self.hidden, self.max_count, self.epochs, self.lr = hidden, max_count, epochs, lr
         self.batch_size, self.n_models, self.n_samples = batch_size, n_models, n_samples
         self.val_fraction, self.seed = val_fraction, seed
@@ -210,22 +212,35 @@ class CustomerForecaster:
 
         Columns: customer_id, expected_purchases, median_purchases, p_active (P(>=1 purchase)),
         bgnbd_expected, p_alive (BG/NBD), prior (True where the customer had no purchase in
-        the window and gets the population prior). ``customers`` (optional) picks and orders rows.
+        the window and gets the population prior), and ``forecast``: the expected purchases of
+        the served model (``forecast_model``: "rnn", or "bgnbd" after :meth:`serve`). ``customers`` (optional) picks and orders rows.
         """
         mean_w, totals = self.simulate(horizon)
         exp = mean_w.sum(1)
+        bg = self.bgnbd_.conditional_expected_purchases(float(horizon), **self.rfm_)
+        served = getattr(self, "winner_", "rnn")
         out = pl.DataFrame({
             "customer_id": self.customers_,
             "expected_purchases": exp,
             "median_purchases": np.median(totals, 1),
             "p_active": (totals > 0).mean(1),
-            "bgnbd_expected": self.bgnbd_.conditional_expected_purchases(float(horizon), **self.rfm_),
+            "bgnbd_expected": bg,
             "p_alive": self.bgnbd_.probability_alive(**self.rfm_),
             "prior": np.zeros(len(exp), dtype=bool),
-        })
+            "forecast": bg if served == "bgnbd" else exp,
+        }).with_columns(pl.lit(served).alias("forecast_model"))
         if customers is None:
             return out
         return _with_prior(out, [str(c) for c in customers], self.bgnbd_, horizon)
+
+    def serve(self, model: str) -> "CustomerForecaster":
+        """Make ``forecast()["forecast"]`` come from ``"rnn"`` or ``"bgnbd"`` (the one that won
+        on a validation window: both are fitted on the same calibration data)."""
+        if model not in ("rnn", "bgnbd"):
+            raise ConfigError(f"serve() takes 'rnn' or 'bgnbd', got {model!r}")
+        self.winner_ = model
+        self._cache = {}
+        return self
 
     # ------------------------------------------------------------ save/load
     def save(self, path) -> None:
@@ -239,7 +254,8 @@ class CustomerForecaster:
         tensors.update({f"rfm.{k}": v for k, v in self.rfm_.items()})
         meta = {"customers": self.customers_, "bgnbd": self.bgnbd_.params_,
                 "bgnbd_ll": self.bgnbd_.log_likelihood_, "calibration_end": self.calibration_end_,
-                "start": self.start_.isoformat() if self.start_ else None, "train_seconds": self.train_seconds_}
+                "start": self.start_.isoformat() if self.start_ else None, "train_seconds": self.train_seconds_,
+                "winner": getattr(self, "winner_", "rnn")}
         write_model_dir(path, kind=KIND, params=params, tensors=tensors, meta=meta)
 
     @classmethod
@@ -264,6 +280,7 @@ class CustomerForecaster:
         self.bgnbd_.params_, self.bgnbd_.log_likelihood_ = m["bgnbd"], m["bgnbd_ll"]
         self.bgnbd_.n_customers_ = len(self.customers_)
         self.train_seconds_ = m.get("train_seconds")
+        self.winner_ = m.get("winner", "rnn")
         self._cache = {}
         return self
 
@@ -377,9 +394,11 @@ def _with_prior(out: pl.DataFrame, wanted: list[str], bg: BGNBD, horizon: int) -
         "bgnbd_expected": float(bg.expected_purchases(float(horizon))),
         "p_alive": 1.0,
     }
+    served = out["forecast_model"][0] if out.height else "rnn"
+    prior["forecast"] = prior["bgnbd_expected" if served == "bgnbd" else "expected_purchases"]
     return known.with_columns(
         [pl.when(miss).then(pl.lit(v)).otherwise(pl.col(k)).alias(k) for k, v in prior.items()]
-        + [miss.alias("prior")]
+        + [miss.alias("prior"), pl.lit(served).alias("forecast_model")]
     )
 
 
@@ -404,5 +423,6 @@ def _train(net, x, y, mask, cfg: CustomerForecaster, seed: int, verbose: bool) -
 
     res = train(net, loss_fn, IndexBatches(x[tr], y[tr], mask[tr]), validate=validate,
                 config=TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, patience=3,
-                                   monitor="neg_nll", seed=seed, progress=verbose, threads=None, grad_clip=1.0))
+                                   monitor="neg_nll", seed=seed, progress=True, threads=None, grad_clip=1.0,
+                                   max_seconds=None if cfg.max_seconds is None else cfg.max_seconds / cfg.n_models))
     return [-r["neg_nll"] for r in res.history if "neg_nll" in r]

@@ -74,7 +74,8 @@ def session_tensors(events: pl.DataFrame, index: ItemIndex, max_len: int = 50,
         pl.col("session_id").cast(pl.Utf8), pl.col("item_id").cast(pl.Utf8),
         pl.col("price").cast(pl.Float64), pl.col("category").cast(pl.Utf8),
     )
-    ev = ev.sort(["session_id", "timestamp"], maintain_order=True)
+    # returns are neither browsing nor buying: they say nothing about this session's intent
+    ev = ev.filter(pl.col("event_type") != "return").sort(["session_id", "timestamp"], maintain_order=True)
     labels = ev.group_by("session_id", maintain_order=True).agg((pl.col("event_type") == "purchase").any().alias("y"))
     x = ev.filter(pl.col("event_type") != "purchase").with_columns(
         (pl.col("timestamp").shift(-1).over("session_id") - pl.col("timestamp")).dt.total_seconds().fill_null(0).alias("dwell"),
@@ -195,7 +196,7 @@ class PurchaseIntentModel:
         """
         from shopml.training import IndexBatches, TrainConfig, train
 
-        inputs = events.filter(pl.col("event_type") != "purchase")
+        inputs = events.filter(~pl.col("event_type").is_in(["purchase", "return"]))
         self.items_ = ItemIndex(inputs["item_id"].cast(pl.Utf8).unique(maintain_order=True).to_list())
         cats = inputs["category"].drop_nulls().cast(pl.Utf8).unique(maintain_order=True) if "category" in inputs.columns else []
         self.categories_ = ItemIndex(list(cats))

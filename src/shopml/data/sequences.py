@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: Event type codes stored in :attr:`Sequences.event_types` (``int8``): index in this tuple.
-EVENT_TYPES = ("view", "cart", "purchase")
+EVENT_TYPES = ("view", "cart", "purchase", "return")
 
 
 class IdMap:
@@ -238,7 +238,8 @@ def build_sequences(
 
     Args:
         events: canonical events (``user_id``, ``item_id``, ``timestamp``, ``event_type``).
-        event_types: keep only these event types (e.g. ``["purchase"]``); default all.
+        event_types: keep only these event types (e.g. ``["purchase"]``); default every type
+            but ``return``. Guest rows (``guest`` True) are left out of per-user sequences.
         by: the column that defines a sequence.
         item_map: reuse a fitted map (e.g. the training one); events with unknown items
             are dropped. Default: fit on these events (sorted distinct ids).
@@ -250,8 +251,12 @@ def build_sequences(
         >>> build_sequences(ev, ["view"])[0].tolist()
         [1]
     """
-    if event_types is not None and "event_type" in events.columns:
-        events = events.filter(pl.col("event_type").is_in(list(event_types)))
+    if "event_type" in events.columns:
+        # returns are never an interest signal; guests are not users (their session is)
+        keep = list(event_types) if event_types is not None else ["view", "cart", "purchase"]
+        events = events.filter(pl.col("event_type").is_in(keep))
+    if by == "user_id" and "guest" in events.columns:
+        events = events.filter(~pl.col("guest").fill_null(False))
     df, groups = _sorted_events(events, by)
     item_map = IdMap.fit(df["item_id"]) if item_map is None else item_map
     items = item_map.encode(df["item_id"])
@@ -262,7 +267,8 @@ def build_sequences(
     lengths = runs.struct.field("len").to_numpy().astype(np.int64)
     types = None
     if "event_type" in df.columns:
-        types = df["event_type"].replace_strict(list(EVENT_TYPES), range(3), default=-1, return_dtype=pl.Int8)
+        types = df["event_type"].replace_strict(list(EVENT_TYPES), range(len(EVENT_TYPES)), default=-1,
+                                                return_dtype=pl.Int8)
         types = types.to_numpy()
     ts = df["timestamp"].to_numpy() if df["timestamp"].dtype.is_temporal() else None
     return Sequences(

@@ -40,7 +40,8 @@ class NeuralDemand:
     def __init__(self, *, price="price", y="log_units", y_is_log=True, categorical=("item",), numeric=(),
                  item="item", n_members=5, bootstrap=True, epochs=20, batch_size=1024, lr=3e-3,
                  weight_decay=1e-4, dim=8, hidden=32, price_units=8, patience=3, seed=0, threads=2,
-                 progress=False):
+                 progress=False, max_seconds=None):
+        self.max_seconds = max_seconds  # wall-time budget of the whole fit, split over the members
         self.price, self.y, self.y_is_log = price, y, y_is_log
         self.categorical, self.numeric, self.item = categorical, numeric, item
         self.n_members, self.bootstrap, self.epochs, self.batch_size = n_members, bootstrap, epochs, batch_size
@@ -120,7 +121,9 @@ class NeuralDemand:
                         validate=lambda m, vt=vt: {"neg_mse": -float(_mse_loss(m, vt))},
                         config=TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
                                            batch_size=self.batch_size, patience=self.patience, monitor="neg_mse",
-                                           seed=self.seed + k, progress=self.progress, threads=self.threads))
+                                           seed=self.seed + k, progress=self.progress, threads=self.threads,
+                                           max_seconds=None if self.max_seconds is None
+                                           else self.max_seconds / self.n_members))
             net.eval()
             self.members_.append(net)
             self.histories_.append(res.history)

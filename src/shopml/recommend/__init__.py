@@ -8,8 +8,8 @@ Example:
 """
 
 from shopml.recommend.base import SequentialRecommender, sequences_from_lists
-from shopml.recommend.baselines import ItemKNN, Markov, MostPopular
+from shopml.recommend.baselines import ItemKNN, Markov, MostPopular, Repurchase
 from shopml.recommend.models import CaserRecommender, SASRecRecommender
 
-__all__ = ["SequentialRecommender", "SASRecRecommender", "CaserRecommender", "MostPopular", "ItemKNN", "Markov",
+__all__ = ["SequentialRecommender", "SASRecRecommender", "CaserRecommender", "MostPopular", "ItemKNN", "Markov", "Repurchase",
            "sequences_from_lists"]

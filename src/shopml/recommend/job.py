@@ -1,0 +1,151 @@
+"""The recommend job of ``shopml fit``: SASRec against its baselines on the log's own future.
+
+Each user's history is everything they did before a cut; their targets are the items they
+bought after it (every interaction when the log has no purchases), ranked over the whole
+catalogue. Two protocols, both reported (:func:`shopml.evaluation.protocols.evaluate_windows`):
+A excludes the history (finding new items, what the service shows by default) and B excludes
+nothing (re-buying counts). The winner is chosen on protocol A's NDCG@10 on the validation
+window. Guest rows and returns are never a training signal here.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import polars as pl
+
+from shopml import progress
+from shopml.data.sequences import build_sequences
+from shopml.evaluation.protocols import evaluate_windows
+from shopml.jobs import JobContext, JobResult, Skip, pick_winner
+
+__all__ = ["fit_recommend", "user_events"]
+
+K = 10
+SELECT = ("A", f"ndcg@{K}")
+
+
+def user_events(events: pl.DataFrame) -> pl.DataFrame:
+    """Events of known users that are interest signals: guests and returns left out."""
+    keep = pl.col("event_type") != "return"
+    if "guest" in events.columns:
+        keep = keep & ~pl.col("guest").fill_null(False)
+    return events.filter(keep)
+
+
+def _candidates(ctx: JobContext, n_items: int, epochs: int | None, budget: float | None) -> dict:
+    from shopml.recommend.baselines import ItemKNN, Markov, MostPopular, Repurchase
+    from shopml.recommend.models import SASRecRecommender
+
+    cfg = ctx.cfg
+    sasrec = SASRecRecommender(dim=cfg.rec_dim, max_len=cfg.rec_max_len, epochs=epochs or cfg.rec_epochs,
+                               patience=cfg.rec_patience, seed=cfg.seed, threads=cfg.threads,
+                               progress=True, max_seconds=budget, refit_epochs=0)
+    return {"sasrec": sasrec, "pop": MostPopular(), "recent-pop": MostPopular(), "itemknn": ItemKNN(),
+            "markov": Markov(), "rebuy": Repurchase()}
+
+
+def _hold_last(seqs):
+    """All but each user's last item, and that item (0 for users with one item): SASRec's
+    early-stopping target inside the training period."""
+    lengths = seqs.lengths
+    keep = seqs.positions() < np.repeat(np.maximum(lengths - 1, 1), lengths)
+    last = np.where(lengths >= 2, seqs.items[np.maximum(seqs.indptr[1:] - 1, 0)], 0)
+    return seqs.select_events(keep), last.astype(np.int64)
+
+
+def _targets(seqs, window: pl.DataFrame):
+    """CSR of each history user's distinct target items (known items only): their purchases,
+    or every interaction when fewer than 20 of them bought anything in the window."""
+    idx = pl.DataFrame({"user_id": seqs.user_ids, "_u": np.arange(seqs.n_users)})
+    bought = window.filter(pl.col("event_type") == "purchase")
+    if bought.join(idx, on="user_id", how="semi")["user_id"].n_unique() >= 20:
+        window = bought
+    t = window.select("user_id", "item_id").unique().join(idx, on="user_id", how="inner")
+    t = t.with_columns(_i=pl.Series(seqs.item_map.encode(t["item_id"]))).filter(pl.col("_i") > 0).sort("_u")
+    counts = np.bincount(t["_u"].to_numpy(), minlength=seqs.n_users)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), t["_i"].to_numpy().astype(np.int64)
+
+
+def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, budget: float | None, log):
+    """Fit every candidate on events before ``cut``; score them on ``[cut, until)`` (no end
+    when ``until`` is None)."""
+    window = pl.col("timestamp") >= cut
+    if until is not None:
+        window = window & (pl.col("timestamp") < until)
+    seqs = build_sequences(ev.filter(pl.col("timestamp") < cut))
+    t_indptr, t_items = _targets(seqs, ev.filter(window))
+    n_users = int((np.diff(t_indptr) > 0).sum())
+    if n_users < 10:
+        raise Skip(f"only {n_users} users are active both before and after {cut.date()} (need 10)")
+    models, rows = _candidates(ctx, seqs.n_items, epochs, budget), []
+    recent = seqs.timestamps >= np.datetime64((cut - (cut - ctx.periods.start) * 0.1).replace(tzinfo=None), "us")
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        with progress.stage(job="recommend", model=name, budget_s=budget if name == "sasrec" else None):
+            if name == "sasrec" and epochs is None:
+                train, last = _hold_last(seqs)
+                model.fit(train, last)
+                model.set_histories(seqs)
+            elif name == "recent-pop":
+                model.fit(seqs.select_events(recent) if recent.any() else seqs)
+                model.set_histories(seqs)
+            else:
+                model.fit(seqs)
+        fit_s = time.perf_counter() - t0
+        res = evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_indptr, t_items, k=K,
+                               n_items=model.n_items_)
+        for p in ("A", "B"):
+            rows.append({"model": name, "protocol": p, **res[p], "train_seconds": round(fit_s, 2)})
+        log(f"[recommend] {name}: A ndcg@10={res['A']['ndcg@10']:.4f}  B ndcg@10={res['B']['ndcg@10']:.4f}")
+    return models, rows, seqs
+
+
+def _score_of(rows, name):
+    return next((r[SELECT[1]] for r in rows if r["model"] == name and r["protocol"] == SELECT[0]), None)
+
+
+def fit_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
+    """Select on the validation window, report on the test window, serve the winner's refit."""
+    p, log = ctx.periods, ctx.log
+    ev = user_events(events)
+    if ev.height == 0:
+        raise Skip("no events of known users")
+    log(f"[recommend] {ev['user_id'].n_unique()} users, {ev['item_id'].n_unique()} items, {ev.height} events")
+    models, vrows, _ = _round(ev, ctx, p.valid_from, p.test_from, None, ctx.remaining(0.6), log)
+    winner = pick_winner({n: _score_of(vrows, n) for n in models}, "A " + SELECT[1], neural="sasrec")
+    # the second fit trains as many epochs as the first found best (no early stopping: the
+    # test window must not steer it), within what is left of the budget
+    best_epoch = max(int(models["sasrec"].fit_info_.get("best_epoch") or 1), 1)
+    models, rows, seqs = _round(ev, ctx, p.test_from, None, best_epoch, ctx.remaining(0.9), log)
+    for r in rows:
+        r["winner"] = r["model"] == winner["model"]
+    served = models[winner["model"]]
+    everything = build_sequences(ev, item_map=seqs.item_map)  # serve with the latest items too
+    for m in (served, models["pop"]):
+        m.set_histories(everything)
+    info = getattr(models["sasrec"], "fit_info_", {})
+    return JobResult(
+        components={"recommend": served, "recommend_pop": models["pop"]},
+        metrics=rows, winner=winner,
+        extras={"model": winner["model"], "samples": _samples(served, ctx.cfg.n_samples),
+                "validation": vrows, "select_on": f"protocol {SELECT[0]} {SELECT[1]} on the validation window",
+                "explanation": "'driven by' = drop in the item's score when that history item is removed "
+                               "(occlusion).", "best_epoch": best_epoch},
+        curves={"sasrec": info.get("history", [])},
+    )
+
+
+def _samples(model, n: int) -> list[dict]:
+    """A few of the longest-history users with their top 5 and the items behind them."""
+    lengths = np.diff(model.hist_indptr_)
+    users = np.argsort(-lengths, kind="stable")[: max(n * 5, n)][::5][:n]
+    out = []
+    for u in users.tolist():
+        user = model.user_ids_[u]
+        hist = model.hist_items_[model.hist_indptr_[u]: model.hist_indptr_[u + 1]]
+        recs = model.recommend([user], k=5, explain=True)[0]
+        out.append({"user": user, "history": [model.item_ids_[i - 1] for i in hist.tolist()[-20:]],
+                    "recommendations": [{**r, "because": r.get("because", [])[:3]} for r in recs]})
+    return out
