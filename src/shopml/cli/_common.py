@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 from pathlib import Path
@@ -23,15 +22,50 @@ app = typer.Typer(
 )
 benchmark_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
+
+def _version(value: bool) -> None:
+    if value:
+        from shopml import __version__
+
+        sys.stdout.write(f"shopml {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """shopml: recommendations, behaviour prediction and price optimization for shops."""
+
 console = Console()
 console_err = Console(stderr=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None, so the JSON is valid JSON
+    (``json.dumps`` would write the non-standard tokens NaN and Infinity).
+
+    Example:
+        >>> finite({"a": [1.0, float("nan")], "b": float("inf")})
+        {'a': [1.0, None], 'b': None}
+    """
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy scalars
+        return finite(obj.item())
+    return obj
+
+
 def print_json(obj: Any) -> None:
     """Print one JSON document on stdout (numbers as plain floats, no Rich markup)."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(json.dumps(finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
@@ -61,15 +95,11 @@ def markdown_table(rows: list[dict]) -> str:
 def write_benchmark(out: Path, dataset: str, rows: list[dict], extra: dict | None = None) -> None:
     """Write ``{"dataset", "rows", ...}`` to ``out`` atomically, a Markdown twin beside it
     (``out`` with suffix ``.md``), and print the table."""
+    from shopml.artifacts import atomic_write_text
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"dataset": dataset, "rows": rows, **(extra or {})}
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=_json_default))
-    os.replace(tmp, out)
+    doc = finite({"dataset": dataset, "rows": rows, **(extra or {})})
+    atomic_write_text(out, json.dumps(doc, indent=2, default=_json_default, allow_nan=False))
     table = markdown_table(rows)
-    md = out.with_suffix(".md")
-    md_tmp = md.with_name(md.name + ".tmp")
-    md_tmp.write_text(f"# {dataset}\n\n{table}\n")
-    os.replace(md_tmp, md)
+    atomic_write_text(out.with_suffix(".md"), f"# {dataset}\n\n{table}\n")
     console.print(table, markup=False, soft_wrap=True)

@@ -18,50 +18,49 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from shopml.cli import inputs as opt
 from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, print_json, write_benchmark
 from shopml.errors import ConfigError
 
-FORMAT_HELP = "events (CSV/Parquet/JSONL), taobao, otto, yoochoose-clicks or diginetica-views"
-
-
-def _pairs(values: list[str] | None, what: str) -> dict | None:
-    """``["a=b", "c=d,e=f"]`` -> ``{"a": "b", ...}``; a value ``none``/empty drops (event maps)."""
-    if not values:
-        return None
-    out = {}
-    for chunk in (p for v in values for p in v.split(",") if p.strip()):
-        if "=" not in chunk:
-            raise ConfigError(f"{what} expects NAME=VALUE pairs, got {chunk!r}")
-        k, v = (s.strip() for s in chunk.split("=", 1))
-        out[k] = None if v.lower() in ("", "none", "drop") else v
-    return out
-
-
 @app.command("validate")
 def validate_cmd(
-    path: Path = typer.Argument(..., help="Event file to check."),
-    format: str = typer.Option("events", "--format", "-f", help=FORMAT_HELP),
-    column_map: list[str] = typer.Option(None, "--map", help="Rename columns: theirs=user_id (repeatable)."),
-    event_map: list[str] = typer.Option(None, "--event-map", help="Map event names: pv=view, fav=none (drop)."),
+    path: str = typer.Argument(..., help=opt.EVENTS_HELP),
+    format: opt.Format = opt.FORMAT,
+    column_map: list[str] = opt.MAP,
+    event_map: list[str] = opt.EVENT_MAP,
+    event_type: str = opt.EVENT_TYPE,
+    timestamp_format: str = opt.TS_FORMAT,
+    missing_user: opt.MissingUser = opt.MISSING_USER,
+    bad_prices: opt.BadPrices = opt.BAD_PRICES,
+    exclude_items: str = opt.EXCLUDE,
+    table: str = opt.TABLE,
+    query: str = opt.QUERY,
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Validate an event file and print its data-quality report (exit 2 when invalid)."""
+    """Validate an event log and print its data-quality report (exit 2 when invalid)."""
     from shopml.data.events import load_events
     from shopml.data.quality import quality_report
 
-    maps = {"column_map": _pairs(column_map, "--map"), "event_map": _pairs(event_map, "--event-map")}
-    if json_out:
-        df, warnings = load_events(path, format=format, **maps)
+    opt.check_events_path(path, table, query)
+    kwargs = opt.load_kwargs(format=format, column_map=column_map, event_map=event_map, event_type=event_type,
+                             timestamp_format=timestamp_format, missing_user=missing_user, bad_prices=bad_prices,
+                             exclude_items=exclude_items, table=table, query=query)
+    with console.status(f"validating {path} ...") if not json_out else _quiet():
+        df, warnings = load_events(path, **kwargs)
         report = quality_report(df, warnings)
-    else:
-        with console.status(f"validating {path} ..."):  # a spinner: big logs take seconds
-            df, warnings = load_events(path, format=format, **maps)
-            report = quality_report(df, warnings)
-    report = {"path": str(path), "format": format, "valid": True, **report}
+    report = {"path": str(path), "format": kwargs["format"], "valid": True, **report}
     if json_out:
         print_json(report)
     else:
         _print_report(report)
+
+
+class _quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _fmt(v) -> str:
@@ -77,7 +76,8 @@ def _print_report(r: dict) -> None:
     for key in ("events", "users", "items", "sessions", "sessions_from", "events_per_user", "sparsity",
                 "cold_user_share", "cold_item_share", "timestamp_min", "timestamp_max", "span_days",
                 "purchasers", "repeat_purchase_rate", "repeat_item_purchase_rate"):
-        overview.add_row(key, _fmt(r[key]))
+        if key in r:
+            overview.add_row(key, _fmt(r[key]))
     console.print(overview)
     types = Table(title="events by type")
     types.add_column("event_type")
@@ -92,6 +92,7 @@ def _print_report(r: dict) -> None:
             prices.add_column(k, justify="right")
         prices.add_row(*(_fmt(v) for v in r["price"].values()))
         console.print(prices)
+    _print_excluded(r)
     if r["warnings"]:
         warn = Table(title="warnings")
         for c in ("kind", "count", "first row", "message"):
@@ -101,6 +102,27 @@ def _print_report(r: dict) -> None:
         console.print(warn)
     else:
         console.print("no warnings")
+
+
+def _print_excluded(r: dict) -> None:
+    """What was left out and why, and the items that look like fees rather than products."""
+    excluded = {k: v for k, v in (r.get("excluded") or {}).items() if v}
+    if excluded:
+        t = Table(title="excluded or recoded rows")
+        t.add_column("what")
+        t.add_column("rows", justify="right")
+        for k, v in excluded.items():
+            t.add_row(k.replace("_", " "), _fmt(v))
+        console.print(t)
+    fees = r.get("fee_like_items") or []
+    if fees:
+        t = Table(title="items that look like fees, not products (leave out with --exclude-items)")
+        cols = [c for c in ("item_id", "why", "basket_share", "price_spread", "events") if c in fees[0]]
+        for c in cols:
+            t.add_column(c)
+        for f in fees[:15]:
+            t.add_row(*(_fmt(f.get(c)) for c in cols))
+        console.print(t)
 
 
 # ---------------------------------------------------------------------------------------

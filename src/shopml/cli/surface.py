@@ -1,18 +1,26 @@
-"""``shopml fit``, ``shopml demo``, ``shopml report`` and ``shopml serve``."""
+"""``shopml demo``, ``shopml report`` and ``shopml serve`` (``shopml fit`` is in :mod:`shopml.cli.fit`)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import time
+from enum import Enum
 from pathlib import Path
 
 import typer
 
-from shopml.cli._common import JSON_OPTION, app, console, console_err, print_json
+from shopml.cli._common import app, console, console_err
+from shopml.cli.fit import Preset
+from shopml.errors import ConfigError
 
-PRESET_OPTION = typer.Option("full", "--preset", help="Model sizes: full, demo (fast) or tiny.")
 
+class LogLevel(str, Enum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
 
 def _pseudonymized(frame, cols=("user_id", "session_id")):
     """Replace raw user (and session) ids by keyed pseudonyms, as read_events does; the
@@ -60,39 +68,6 @@ def _print_quality(report: dict) -> None:
         console.print(f"[yellow]warning[/]: {w.get('message', w) if isinstance(w, dict) else w}")
 
 
-def _print_fit(res) -> None:
-    from shopml.cli._common import markdown_table
-
-    for job, rows in res.metrics.items():
-        console.print(f"\n[bold]{job}[/] (vs baselines)")
-        console.print(markdown_table(rows), markup=False, soft_wrap=True)
-    for s in res.skipped:
-        console.print(f"[yellow]skipped {s['job']}[/]: {s['reason']}")
-
-
-@app.command("fit")
-def fit_cmd(
-    events: Path = typer.Option(..., "--events", help="Event log (CSV, Parquet or JSONL)."),
-    out: Path = typer.Option(..., "--out", help="Run folder to write, e.g. runs/NAME."),
-    format: str = typer.Option("events", "--format", help="events, taobao, otto, yoochoose-clicks, diginetica-views"),
-    preset: str = PRESET_OPTION,
-    json_out: bool = JSON_OPTION,
-):
-    """Train every job the data supports (recommend, sessions, customers, pricing) into one run."""
-    from shopml.data.events import read_events
-    from shopml.pipeline import FitConfig, fit_all, with_config
-
-    df = read_events(events, format=format)
-    quality = _validate(df, events)
-    cfg = with_config(FitConfig.preset(preset), progress=not json_out)
-    res = fit_all(df, out, config=cfg, quality=quality, log=(lambda m: None) if json_out else console.print)
-    if json_out:
-        print_json({"run": str(out), "metrics": res.metrics, "skipped": res.skipped, "seconds": res.seconds})
-    else:
-        _print_fit(res)
-        console.print(f"\nrun saved to [bold]{out}[/]")
-
-
 @app.command("report")
 def report_cmd(
     run: Path = typer.Argument(..., help="Run folder."),
@@ -108,9 +83,9 @@ def report_cmd(
 def serve_cmd(
     run: Path = typer.Option(..., "--run", help="Run folder to serve."),
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
-    threads: int = typer.Option(2, "--threads", help="torch threads."),
-    log_level: str = typer.Option("warning", "--log-level"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port (1-65535)."),
+    threads: int = typer.Option(2, "--threads", min=1, max=256, help="torch threads (>= 1)."),
+    log_level: LogLevel = typer.Option(LogLevel.warning, "--log-level", help="uvicorn's log level."),
 ):
     """Serve the run over HTTP (FastAPI + uvicorn). API keys come from SHOPML_API_KEYS or
     SHOPML_API_KEYS_FILE; without either, a one-off admin key is generated and printed."""
@@ -120,6 +95,8 @@ def serve_cmd(
     from shopml.service import create_app
     from shopml.service.auth import ApiKeys
 
+    if not run.is_dir():
+        raise ConfigError(f"--run {run}: no such run folder")
     torch.set_num_threads(threads)
     keys = ApiKeys.from_env()
     if not len(keys):
@@ -128,7 +105,7 @@ def serve_cmd(
         console_err.print(f"no SHOPML_API_KEYS set: using the one-off key {one_off} (all scopes)")
     application = create_app(run, api_keys=keys)
     console_err.print(f"serving {run} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(application, host=host, port=port, log_level=log_level.value, access_log=False)
 
 
 @app.command("demo")
@@ -136,15 +113,20 @@ def demo_cmd(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Run folder to write."),
     users: int = typer.Option(1500, "--users", help="Simulated shop users."),
     items: int = typer.Option(300, "--items", help="Simulated shop items."),
-    preset: str = typer.Option("demo", "--preset", help="Model sizes: demo (fast), tiny or full."),
+    preset: Preset = typer.Option(Preset.demo, "--preset", help="Model sizes: demo (fast), tiny or full."),
     seed: int = typer.Option(0, "--seed"),
 ):
     """Simulate a shop, validate it, fit all jobs vs baselines, write the report and show
     sample recommendations (with explanations), session predictions and price proposals."""
+    from shopml import progress
+    from shopml.cli.fit import plain, print_fit
+    from shopml.cli.render import FitProgress
     from shopml.data.simulate import simulate_shop
     from shopml.pipeline import FitConfig, fit_all
     from shopml.report import write_report
+    from shopml.runs import check_run_target
 
+    check_run_target(out)
     t0 = time.perf_counter()
     os.environ.setdefault("SHOPML_THREADS", "2")
     shop = simulate_shop(n_users=users, n_items=items, seed=seed)
@@ -156,9 +138,10 @@ def demo_cmd(
     console.rule("2. fitting every job against its baselines")
     panel, elasticity = _demo_market(shop, seed)
     console.print(f"pricing data: simulated market panel, {panel.height} item x store x week rows")
-    res = fit_all(events, out, config=FitConfig.preset(preset), quality=quality, price_panel=panel,
-                  price_truth=elasticity, session_truth=_pseudonymized(shop.truth.sessions), log=console.print)
-    _print_fit(res)
+    with FitProgress() as bar, progress.listen(bar):
+        res = fit_all(events, out, config=FitConfig.preset(preset.value), quality=quality, price_panel=panel,
+                      price_truth=elasticity, session_truth=_pseudonymized(shop.truth.sessions), log=plain)
+    print_fit(res)
     console.rule("3. report")
     report = write_report(out)
     console.print(f"report: [bold]{report}[/]")

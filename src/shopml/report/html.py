@@ -27,8 +27,10 @@ def _e(x: Any) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return _e(v)
+    if v is None or (isinstance(v, float) and v != v):
+        return ""  # a cell with no value is blank, not "None" or "nan"
+    if isinstance(v, bool):
+        return "yes" if v else ""
     if isinstance(v, float):
         return f"{v:.4f}" if abs(v) < 1e4 else f"{v:,.0f}"
     if isinstance(v, int):
@@ -100,7 +102,9 @@ def render_html(manifest: dict, extras: dict) -> str:
     sections = [
         ("overview", "Run", _overview(manifest)),
         ("quality", "Data quality", _quality(extras.get("quality"))),
-        ("metrics", "Metrics against baselines", _metrics(manifest.get("metrics", {}))),
+        ("excluded", "What was left out, and why", _excluded(extras.get("quality"))),
+        ("winners", "What each job serves", _winners(extras.get("winners") or {}, extras.get("periods"))),
+        ("metrics", "Metrics against baselines", _metrics(manifest.get("metrics", {}), extras.get("periods"))),
         ("learning", "Learning curves", _learning(extras.get("learning_curves", {}))),
         ("recommend", "Sample recommendations", _recommend(extras.get("recommend"), skipped.get("recommend"))),
         ("sessions", "Session purchase probability", _sessions(extras.get("sessions"), skipped.get("sessions"))),
@@ -147,10 +151,55 @@ def _quality(q: dict | None) -> str:
     return out
 
 
-def _metrics(metrics: dict) -> str:
+_EXCLUDED_WHY = {
+    "guest_lines": "rows without a user (guest checkouts): their session stands in as the user for the "
+                   "session models; they are left out of the user-level jobs",
+    "guest_lines_dropped": "guest rows dropped (no session to stand in for the user)",
+    "returns": "returns and cancellations: never a training signal, netted out of customer and demand data",
+    "zero_quantity": "rows with a quantity of 0",
+    "bad_prices": "rows with a price of 0, negative, infinite or NaN",
+    "excluded_items": "rows of the items left out with --exclude-items",
+    "duplicates": "rows repeating an earlier row (kept, flagged)",
+    "dropped_events": "events whose type maps to nothing (e.g. remove_from_cart)",
+}
+
+
+def _excluded(q: dict | None) -> str:
+    """Counts of what was dropped or recoded, with the reason, and the fee-like items."""
+    if not q:
+        return _absent("data-quality report")
+    counts = {k: v for k, v in (q.get("excluded") or {}).items() if v}
+    rows = [{"what": k.replace("_", " "), "rows": v, "why": _EXCLUDED_WHY.get(k, "")} for k, v in counts.items()]
+    out = table(rows) if rows else "<p>Nothing was excluded.</p>"
+    fees = q.get("fee_like_items") or []
+    if fees:
+        out += ("<h3>Items that look like fees rather than products</h3><p>Leave them out with "
+                "<code>--exclude-items CODE,...</code>.</p>" + table(fees[:20]))
+    return out
+
+
+def _winners(winners: dict, periods: dict | None) -> str:
+    """Per job: the served model, the validation metric behind the choice and the margin."""
+    if not winners:
+        return _absent("model selection")
+    rows = [{"job": job, "served": w.get("model"), "validation metric": w.get("metric"),
+             "validation score": w.get("valid"), "runner-up": w.get("runner_up"), "margin": w.get("margin"),
+             "neural model won": w.get("neural_won")} for job, w in winners.items()]
+    when = ""
+    if periods:
+        when = (f"<p>Chosen on the validation window {_e(periods.get('valid_from', '')[:10])} to "
+                f"{_e(periods.get('test_from', '')[:10])}; never on the test window.</p>")
+    return when + table(rows)
+
+
+def _metrics(metrics: dict, periods: dict | None = None) -> str:
     if not metrics:
         return _absent("evaluation metrics")
     out = []
+    if periods:
+        out.append(f"<p>Test window: from {_e(periods.get('test_from', '')[:10])} to "
+                   f"{_e(periods.get('end', '')[:10])}; models trained on the log before it. "
+                   "<code>winner</code> marks the model the run serves.</p>")
     for job, rows in metrics.items():
         if not isinstance(rows, list):
             rows = [rows] if isinstance(rows, dict) else []
