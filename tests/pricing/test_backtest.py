@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from shopml.data.market import simulate_market
-from shopml.pricing.backtest import DEFAULT_CONSTRAINTS, TrueDemand, _decision_units, _prepare, run_backtest
+from shopml.pricing.backtest import (
+    DEFAULT_CONSTRAINTS,
+    TrueDemand,
+    _decision_units,
+    _prepare,
+    run_backtest,
+)
 from shopml.pricing.optimize import candidate_prices, optimize_price, violations
 
 

@@ -77,7 +77,11 @@ def test_cli_optimize_is_the_price_book(panels, tmp_path, capsys):
     import polars as pl
 
     from shopml.pricing.demand import NeuralDemand
-    from shopml.service.price_book import DEFAULT_LAST_WEEKS, DEFAULT_MAX_CHANGE, PriceBook
+    from shopml.service.price_book import (
+        DEFAULT_LAST_WEEKS,
+        DEFAULT_MAX_CHANGE,
+        PriceBook,
+    )
 
     model = tmp_path / "demand"
     run(["price", "fit", str(panels / "market.csv"), "--out", str(model), "--members", "2", "--epochs", "2"], capsys)

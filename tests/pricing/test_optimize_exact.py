@@ -74,6 +74,16 @@ def test_wide_bounds_with_endings_snap_next_to_the_optimum():
     assert d["binding"] == ["endings"]
 
 
+def test_two_local_optima_the_sharp_one_wins():
+    """Profit peaks near 2.16 (broad) and near 195 (sharp, 2% higher, under-sampled by the
+    coarse grid): refining only the coarse grid's best peak would settle for 2.16."""
+    model = Steps([(100.0, math.log(2.0), 0.3), (0.27, math.log(200.0), 0.005)], members=(1.0,))
+    d = optimize_price(model, None, cost=1.0, constraints=Constraints(max_price=300.0), explain=False)
+    cents = np.round(np.arange(1, 30001) * 0.01, 2)
+    truth = profit(model, cents, 1.0)
+    assert d["price"] == cents[np.argmax(truth)] and d["price"] > 100
+
+
 @pytest.mark.parametrize("endings", [None, (0.99,), (0.0, 0.49, 0.95)])
 @pytest.mark.parametrize("max_price", [10.0, 1e5, 1e9])
 def test_request_cost_does_not_grow_with_the_bounds(max_price, endings):
@@ -117,10 +127,11 @@ def _reference(model, cost, c, current, lo, hi):
     return float(profit(model, cand, cost).max()) if len(cand) else None
 
 
-steps = st.lists(st.tuples(st.floats(1, 100), st.floats(-3, 8), st.floats(0.05, 1.0)), min_size=1, max_size=3)
+# Sharp steps make profit multimodal: it peaks just before each step (up to 3 local optima).
+steps = st.lists(st.tuples(st.floats(1, 100), st.floats(-3, 8), st.floats(0.02, 1.0)), min_size=1, max_size=3)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(steps=steps, lo=st.floats(-3, 4), width=st.floats(0.1, 20), cost=st.floats(0.01, 50),
        margin=st.one_of(st.none(), st.floats(0, 0.5)), change=st.one_of(st.none(), st.floats(0.05, 0.8)),
        endings=st.one_of(st.none(), st.lists(st.sampled_from([0.0, 0.49, 0.95, 0.99]), min_size=1, max_size=3)

@@ -23,12 +23,14 @@ import math
 
 import numpy as np
 
-__all__ = ["Endings", "Grid", "Ladder", "extreme", "maximize"]
+__all__ = ["Endings", "Grid", "Ladder", "extreme", "maximize", "run", "search"]
 
-_EXACT = 256  # a bracket with at most this many allowed prices is evaluated in full
-_GRID = 256  # log-spaced points over the whole range; brackets each local optimum
-_ZOOM = 32  # log-spaced points per bracket per round: a round narrows a bracket ~15x
-_PEAKS = 4  # local optima of the coarse grid that are refined (ties between peaks)
+# Sizes trade demand-model work (~0.15 ms per price for 80 context rows x 3 members) against
+# calls (~4 ms each): a search evaluates ~100-300 prices in 3-8 calls.
+_EXACT = 16  # a bracket with at most this many allowed prices is evaluated in full
+_GRID = 64  # log-spaced points over the whole range; brackets each local optimum
+_ZOOM = 16  # log-spaced points per bracket per round: a round narrows a bracket ~7x
+_PEAKS = 3  # local optima of the coarse grid that are refined (ties between peaks)
 _ROUNDS = 40  # safety cap: a 1e11 price ratio needs about 6 rounds
 _DIGITS = 6  # prices are rounded so that 2 + 0.49 prints and compares as 2.49
 
@@ -140,30 +142,49 @@ def _bracket(prices: np.ndarray, i: int) -> tuple[float, float]:
     return float(prices[max(i - 1, 0)]), float(prices[min(i + 1, len(prices) - 1)])
 
 
-def _zoom(score, ticks, brackets: list) -> list:
-    """Narrow each bracket that still holds more than ``_EXACT`` allowed prices (one call)."""
-    for _ in range(_ROUNDS):
-        wide = [k for k, (a, b) in enumerate(brackets) if ticks.count(a, b) > _EXACT]
-        if not wide:
-            break
-        grids = [_within(ticks.nearest(np.geomspace(*brackets[k], _ZOOM)), *brackets[k]) for k in wide]
-        values = np.split(score(np.concatenate(grids)), np.cumsum([len(g) for g in grids])[:-1])
-        for k, g, v in zip(wide, grids, values):
-            brackets[k] = _bracket(g, int(np.argmax(v)))
-    return brackets
-
-
-def maximize(score, ticks, lo: float, hi: float, ok=lambda p: True) -> float:
-    """The allowed price in [lo, hi] (both allowed and feasible) with the highest ``score``.
-
-    ``score(prices) -> values`` is called about 8 times on at most ~300 prices whatever the
-    width of [lo, hi]; ``ok(price)`` re-checks the final candidates (rounding at the bounds)."""
+def search(ticks, lo: float, hi: float, ok=lambda p: True):
+    """The search as a generator: yields arrays of prices, is sent their scores, and returns
+    (best allowed price in [lo, hi], its score); lo and hi must be allowed and feasible. A few
+    steps of at most ~50 prices whatever the width of [lo, hi]; ``ok(price)`` re-checks the final candidates
+    (rounding at the bounds). A generator, so that :func:`run` can batch several searches
+    (the binding analysis) into one demand-model call per step."""
     if ticks.count(lo, hi) <= _EXACT:
         final = _within(ticks.span(lo, hi), lo, hi)
     else:
         grid = _within(ticks.nearest(np.geomspace(lo, hi, _GRID)), lo, hi)
-        values = score(grid)
-        brackets = _zoom(score, ticks, [_bracket(grid, int(i)) for i in _peaks(values)])
+        values = yield grid
+        brackets = [_bracket(grid, int(i)) for i in _peaks(values)]
+        for _ in range(_ROUNDS):
+            wide = [k for k, (a, b) in enumerate(brackets) if ticks.count(a, b) > _EXACT]
+            if not wide:
+                break
+            grids = [_within(ticks.nearest(np.geomspace(*brackets[k], _ZOOM)), *brackets[k]) for k in wide]
+            values = yield np.concatenate(grids)
+            for k, g, v in zip(wide, grids, np.split(values, np.cumsum([len(g) for g in grids])[:-1])):
+                brackets[k] = _bracket(g, int(np.argmax(v)))
         final = _within(np.concatenate([ticks.span(a, b) for a, b in brackets]), lo, hi)
     final = np.array([p for p in final if ok(float(p))])
-    return float(final[int(np.argmax(score(final)))])
+    values = yield final
+    best = int(np.argmax(values))
+    return float(final[best]), float(values[best])
+
+
+def run(score, searches: list) -> list[tuple[float, float]]:
+    """Drive ``searches`` in lockstep: one ``score([(k, prices), ...]) -> [values, ...]`` call
+    per step for all of them (``k``: the search's index in ``searches``)."""
+    out, asks = [None] * len(searches), {k: next(g) for k, g in enumerate(searches)}
+    while asks:
+        values = score(list(asks.items()))
+        for (k, _), v in zip(list(asks.items()), values):
+            try:
+                asks[k] = searches[k].send(v)
+            except StopIteration as done:
+                out[k] = done.value
+                del asks[k]
+    return out
+
+
+def maximize(score, ticks, lo: float, hi: float, ok=lambda p: True) -> float:
+    """The allowed price in [lo, hi] (both allowed and feasible) with the highest
+    ``score(prices) -> values``."""
+    return run(lambda asks: [score(p) for _, p in asks], [search(ticks, lo, hi, ok)])[0][0]

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from shopml.errors import ConfigError, InfeasibleError
-from shopml.pricing._search import Endings, Grid, Ladder, extreme, maximize
+from shopml.pricing._search import Endings, Grid, Ladder, extreme, run, search
 
 __all__ = ["Constraints", "candidate_prices", "optimize_group", "optimize_price", "violations"]
 
@@ -168,37 +168,62 @@ def _band(x):
 
 
 class _Scored:
-    """The mean objective of a set of demand curves, remembering each evaluation for the
-    curves and bands of the answer. ``parts``: (curve function, cost) per item; values add up."""
+    """The objective of a set of demand curves (``parts``: (curve function, cost) per item;
+    values add up) for several searches at once: one demand-model call per step. The
+    evaluations of search 0 (the request's own constraints) are kept for the answer's curves."""
 
-    def __init__(self, parts, objective):
+    def __init__(self, parts, objective, extra=None):
         self.parts, self.objective, self.seen = parts, objective, []
+        self.extra_prices, self.extra = (np.zeros(0) if extra is None else extra), None
 
-    def members(self, prices):
-        prices = np.asarray(prices, dtype=float)
-        units = [np.asarray(fn(prices), dtype=float) for fn, _ in self.parts]
+    def __call__(self, asks: list) -> list:
+        prices = np.concatenate([p for _, p in asks])
+        n, ride = len(prices), self.extra is None  # extra prices ride along on the first call
+        # searches of one batch often ask the same prices: the model sees each once
+        wanted, back = np.unique(np.concatenate([prices, self.extra_prices]) if ride else prices, return_inverse=True)
+        units = [np.asarray(fn(wanted), dtype=float)[:, back] for fn, _ in self.parts]
+        if ride:
+            self.extra, units = [u[:, n:] for u in units], [u[:, :n] for u in units]
         value = sum(_objective(prices, u, cost, self.objective) for u, (_, cost) in zip(units, self.parts))
-        self.seen.append((prices, units, value))
-        return value
-
-    def __call__(self, prices):
-        return self.members(prices).mean(0)
+        n0 = len(asks[0][1]) if asks[0][0] == 0 else 0
+        self.seen.append((prices[:n0], [u[:, :n0] for u in units], value[:, :n0]))
+        return np.split(value.mean(0), np.cumsum([len(p) for _, p in asks])[:-1])
 
     def table(self):
-        """Every evaluated price once (sorted), its units per item and its objective."""
+        """Every price search 0 evaluated, once (sorted), its units per item and its objective."""
         prices = np.concatenate([s[0] for s in self.seen])
         keep = np.unique(prices, return_index=True)[1]
         units = [np.concatenate([s[1][k] for s in self.seen], axis=1)[:, keep] for k in range(len(self.parts))]
         return prices[keep], units, np.concatenate([s[2] for s in self.seen], axis=1)[:, keep]
 
 
-def _solve(parts, units, constraints, objective, grid_step):
-    """(best price, its mean objective, the evaluations) under ``constraints``."""
+def _relaxations(units, constraints, grid_step) -> tuple[list[str], list]:
+    """(name, search) for each active constraint that can be dropped alone to a feasible set."""
+    names, searches = [], []
+    for name in constraints.active():
+        if name == "max_change" and units[0][0] is None:
+            continue
+        try:
+            ticks, low, high, ok = _range(units, replace(constraints, **{name: None}), grid_step)
+        except InfeasibleError:
+            continue
+        names.append(name)
+        searches.append(search(ticks, low, high, ok))
+    return names, searches
+
+
+def _solve(parts, units, constraints, objective, grid_step, explain=False, extra=None):
+    """(best price, the evaluations, binding names) under ``constraints``. ``explain``: also
+    solve with each constraint dropped alone, in the same model calls; a constraint binds
+    when dropping it gives a strictly better objective. ``extra``: prices whose units are
+    wanted too (``scored.extra`` afterwards)."""
     _objective(np.ones(1), np.ones((1, 1)), units[0][1], objective)  # fail fast on objective/cost
     ticks, low, high, ok = _range(units, constraints, grid_step)
-    scored = _Scored(parts, objective)
-    price = maximize(scored, ticks, low, high, ok)
-    return price, float(scored(np.array([price]))[0]), scored
+    names, relaxed = _relaxations(units, constraints, grid_step) if explain else ([], [])
+    scored = _Scored(parts, objective, extra)
+    (price, value), *alt = run(scored, [search(ticks, low, high, ok)] + relaxed)
+    binds = [n for n, (_, v) in zip(names, alt) if v > value * (1 + 1e-9) + 1e-12]
+    return price, scored, binds
 
 
 def optimize_price(demand, context, *, current_price=None, cost=None, constraints=Constraints(),
@@ -215,7 +240,8 @@ def optimize_price(demand, context, *, current_price=None, cost=None, constraint
 
 
 def _decide(fn, current_price, cost, constraints, objective, grid_step, explain=True) -> dict:
-    p, best_value, scored = _solve([(fn, cost)], [(current_price, cost)], constraints, objective, grid_step)
+    now = None if current_price is None else np.array([float(current_price)])
+    p, scored, binds = _solve([(fn, cost)], [(current_price, cost)], constraints, objective, grid_step, explain, now)
     prices, (units,), _ = scored.table()
     best = int(np.flatnonzero(prices == p)[0])
     revenue = prices[None, :] * units
@@ -225,31 +251,17 @@ def _decide(fn, current_price, cost, constraints, objective, grid_step, explain=
         if arr is not None:
             out[name], out[f"{name}_low"], out[f"{name}_high"] = _band(arr[:, best])
     if current_price is not None:
-        now = np.asarray(fn(np.array([current_price])), dtype=float)[:, 0]
-        out["current_units"] = float(now.mean())
-        out["current_value"] = float(_objective(np.array([current_price]), now[:, None], cost, objective).mean())
-    if explain:  # which constraints bind: one re-solve per active constraint
-        out["binding"] = _binding(fn, current_price, cost, constraints, objective, grid_step, best_value)
+        units_now = scored.extra[0]
+        out["current_units"] = float(units_now.mean())
+        out["current_value"] = float(_objective(now, units_now, cost, objective).mean())
+    if explain:
+        out["binding"] = binds
     out["curve"] = {"prices": prices, "units": units.mean(0), "units_low": np.quantile(units, 0.05, 0),
                     "units_high": np.quantile(units, 0.95, 0), "revenue": revenue.mean(0)}
     if profit is not None:
         out["curve"].update(profit=profit.mean(0), profit_low=np.quantile(profit, 0.05, 0),
                             profit_high=np.quantile(profit, 0.95, 0))
     return out
-
-
-def _binding(fn, current_price, cost, constraints, objective, grid_step, best_value) -> list[str]:
-    names = [n for n in constraints.active() if n != "max_change" or current_price is not None]
-    binds = []
-    for name in names:
-        relaxed = replace(constraints, **{name: None})
-        try:
-            _, value, _ = _solve([(fn, cost)], [(current_price, cost)], relaxed, objective, grid_step)
-        except InfeasibleError:
-            continue
-        if value > best_value * (1 + 1e-9) + 1e-12:
-            binds.append(name)
-    return binds
 
 
 def optimize_group(demand, contexts: list, *, current_prices: list, costs: list, constraints=Constraints(),
@@ -265,7 +277,7 @@ def optimize_group(demand, contexts: list, *, current_prices: list, costs: list,
         1.5
     """
     parts = [((lambda p, ctx=ctx: demand.curve(ctx, p)), c) for ctx, c in zip(contexts, costs)]
-    price, _, scored = _solve(parts, list(zip(current_prices, costs)), constraints, objective, grid_step)
+    price, scored, _ = _solve(parts, list(zip(current_prices, costs)), constraints, objective, grid_step)
     prices, units, value = scored.table()
     best = int(np.flatnonzero(prices == price)[0])
     total = _band(value[:, best])
