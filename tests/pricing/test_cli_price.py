@@ -77,7 +77,7 @@ def test_cli_optimize_is_the_price_book(panels, tmp_path, capsys):
     import polars as pl
 
     from shopml.pricing.demand import NeuralDemand
-    from shopml.service.price_book import (
+    from shopml.pricing.price_book import (
         DEFAULT_LAST_WEEKS,
         DEFAULT_MAX_CHANGE,
         PriceBook,

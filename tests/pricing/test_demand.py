@@ -108,3 +108,15 @@ def test_oj_neural_elasticities_per_brand(real_file):
                          n_members=2, epochs=6, batch_size=512).fit(d)
     for r in model.average_elasticity(d, by="brand"):
         assert -4.0 < r["elasticity"] < -1.5, r
+
+
+def test_grid_equals_forward_on_every_row_price_pair():
+    import torch
+
+    from shopml.pricing.nets import MonotoneDemandNet
+
+    torch.manual_seed(0)
+    net = MonotoneDemandNet([5, 3], 2, dim=4, hidden=8, price_units=3)
+    cats, nums, s = torch.randint(0, 3, (6, 2)), torch.randn(6, 2), torch.linspace(-2, 2, 7)
+    want = net(cats.repeat_interleave(7, 0), nums.repeat_interleave(7, 0), s.repeat(6)).reshape(6, 7)
+    assert torch.allclose(net.grid(cats, nums, s), want, atol=1e-6)

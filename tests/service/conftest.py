@@ -58,7 +58,7 @@ def _price_book():
 
     from shopml.data.market import simulate_market
     from shopml.pricing.demand import NeuralDemand
-    from shopml.service.price_book import PriceBook
+    from shopml.pricing.price_book import PriceBook
 
     panel = simulate_market(n_items=3, n_stores=3, n_weeks=20, seed=0).panel.with_columns(
         pl.format("item{}", pl.col("item")).alias("item"), pl.col("store").cast(pl.Utf8))

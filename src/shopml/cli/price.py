@@ -128,9 +128,9 @@ def optimize_cmd(
     json_out: bool = JSON_OPTION,
 ):
     """Best price for one item (x store) under the constraints, with intervals and curves.
-    The same rules as the service: see :mod:`shopml.service.price_book`."""
+    The same rules as the service: see :mod:`shopml.pricing.price_book`."""
     from shopml.pricing.demand import NeuralDemand
-    from shopml.service.price_book import DEFAULT_LAST_WEEKS, PriceBook
+    from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, PriceBook
 
     m = NeuralDemand.load(model)
     df = _read(data)

@@ -257,6 +257,8 @@ def _read_events_file(path: Path) -> RawTable:
     check_text_file(path)
     sep = sniff_separator(path, _sniff_first_line(path))
     df = _read_csv(path, sep, has_header=True)
+    if not df.columns:
+        raise DataError("no header line with column names", path=path, row=1)
     df = df.rename(header_renames(path, df.columns))
     return RawTable(df, Source(str(path), first_line=2), csv_fields=(sep, len(df.columns), df.columns[-1]))
 

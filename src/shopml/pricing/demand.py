@@ -200,11 +200,22 @@ class NeuralDemand:
         self._require_fit()
         self._check(context, need_y=False)
         prices = np.asarray(prices, dtype=float)
-        cats, nums, _ = self._encode(context)
-        r, p = context.height, len(prices)
+        cats, nums = self._encoded_context(context)
         s = torch.as_tensor(-(np.log(prices) - self.price_mu_) / self.price_sd_, dtype=torch.float32)
-        logq = self._log_members(cats.repeat_interleave(p, 0), nums.repeat_interleave(p, 0), s.repeat(r))
-        return np.exp(logq + 0.5 * self.sigma2_).reshape(len(self.members_), r, p).mean(1)
+        with torch.no_grad():
+            logq = np.stack([net.grid(cats, nums, s).double().numpy() for net in self.members_])  # [M, r, p]
+        return np.exp(logq + 0.5 * self.sigma2_).mean(1)
+
+    def _encoded_context(self, context: pl.DataFrame):
+        """The context's encoding, cached for the last frame seen: an optimizer request calls
+        :meth:`curve` several times on one context, and encoding (Polars lookups) costs more
+        than the networks' forward pass over a few hundred prices."""
+        cached = getattr(self, "_context_cache", None)
+        if cached is not None and cached[0] is context:
+            return cached[1]
+        cats, nums, _ = self._encode(context)
+        self._context_cache = (context, (cats, nums))
+        return cats, nums
 
     def elasticity_curve(self, item, prices) -> dict:
         """Elasticity and units of ``item`` over ``prices`` (plain arrays, for plots): mean and

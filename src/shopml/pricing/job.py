@@ -82,10 +82,7 @@ def _round(panel: pl.DataFrame, ctx: JobContext, is_train: pl.Expr, is_test: pl.
 
 def fit_pricing(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     """Select on the validation weeks, report on the test weeks, serve the price book."""
-    try:
-        from shopml.pricing.price_book import PriceBook
-    except ImportError:  # the book's old home, until it moves into pricing/
-        from shopml.service.price_book import PriceBook
+    from shopml.pricing.price_book import PriceBook
 
     p, log = ctx.periods, ctx.log
     panel = ctx.extra.get("price_panel")

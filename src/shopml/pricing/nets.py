@@ -77,3 +77,12 @@ class MonotoneDemandNet(nn.Module):
     def forward(self, cats: torch.Tensor, nums: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         h = self.encode(cats, nums)
         return self.level(h).squeeze(1) + self.price_effect(h, s)
+
+    def grid(self, cats: torch.Tensor, nums: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """``forward`` for every (context row, price) pair, ``[rows, prices]``: the context is
+        encoded once per row, not once per pair (an optimizer scores hundreds of prices)."""
+        h = self.encode(cats, nums)
+        a = F.softplus(self.slope(h))  # [r, 1]
+        u = F.softplus(self.unit_scale(h))[:, None, :]  # [r, 1, U]
+        bent = torch.tanh(u * s[None, :, None] + self.unit_shift(h)[:, None, :]) @ F.softplus(self.unit_weight)
+        return self.level(h) + a * s[None, :] + bent

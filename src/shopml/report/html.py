@@ -167,7 +167,7 @@ _EXCLUDED_WHY = {
 def _excluded(q: dict | None) -> str:
     """Counts of what was dropped or recoded, with the reason, and the fee-like items."""
     if not q:
-        return _absent("data-quality report")
+        return "<p class='skip'>No data-quality report was recorded for this run.</p>"
     counts = {k: v for k, v in (q.get("excluded") or {}).items() if v}
     rows = [{"what": k.replace("_", " "), "rows": v, "why": _EXCLUDED_WHY.get(k, "")} for k, v in counts.items()]
     out = table(rows) if rows else "<p>Nothing was excluded.</p>"
@@ -181,7 +181,7 @@ def _excluded(q: dict | None) -> str:
 def _winners(winners: dict, periods: dict | None) -> str:
     """Per job: the served model, the validation metric behind the choice and the margin."""
     if not winners:
-        return _absent("model selection")
+        return "<p class='skip'>No model selection was recorded for this run.</p>"
     rows = [{"job": job, "served": w.get("model"), "validation metric": w.get("metric"),
              "validation score": w.get("valid"), "runner-up": w.get("runner_up"), "margin": w.get("margin"),
              "neural model won": w.get("neural_won")} for job, w in winners.items()]
