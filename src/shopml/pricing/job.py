@@ -103,9 +103,10 @@ def fit_pricing(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     demand, rows, train = _round(panel, ctx, c < cuts[1], c >= cuts[1], ctx.remaining(0.9), log)
     for r in rows:
         r["winner"] = r["model"] == winner["model"]
+        r["served"] = r["model"] == "neural"  # the price book prices with the neural demand
     rows += _elasticities(train, demand, ctx.extra.get("price_truth"), log)
     book = PriceBook().fit(demand, train.drop([k for k in train.columns if k.startswith("_") or k == "t"]))
-    served = "neural"  # the price book prices with the neural demand; the log-linear row is its yardstick
+    served = "neural"  # the price book takes the neural demand only; the log-linear row is its yardstick
     items = [_pricing_item(book, i) for i in book.item_ids_[: ctx.cfg.n_samples]]
     return JobResult(components={"pricing": book}, metrics=rows, winner={**winner, "served": served},
                      extras={"items": items, "elasticities": [r for r in rows if "elasticity" in r],
