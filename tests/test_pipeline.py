@@ -77,3 +77,17 @@ def test_pick_winner_margin_and_direction():
     w = pick_winner({"rnn": 1.2, "bgnbd": 1.0, "x": None}, "mae", higher_is_better=False, neural="rnn")
     assert (w["model"], w["runner_up"], w["neural_won"]) == ("bgnbd", "rnn", False)
     assert w["margin"] == pytest.approx(0.2)
+
+
+def test_a_log_of_views_only_fits_what_it_can_and_saves(events, tmp_path):
+    from shopml.runs import load_run
+
+    views = events.filter(pl.col("event_type") == "view").drop("price")
+    res = pipeline.fit_all(views, tmp_path / "views", config=pipeline.FitConfig.preset("tiny"),
+                           jobs=("recommend", "customers", "pricing"))
+    skipped = {s["job"]: s for s in res.skipped}
+    assert skipped["customers"]["status"] == "skipped" and "no purchases" in skipped["customers"]["reason"]
+    assert skipped["pricing"]["status"] == "skipped" and "price" in skipped["pricing"]["reason"]
+    assert "recommend" in res.metrics  # targets fall back to interactions when nobody buys
+    assert "recommend" in load_run(tmp_path / "views").components
+
