@@ -115,6 +115,8 @@ def demo_cmd(
     items: int = typer.Option(300, "--items", help="Simulated shop items."),
     preset: Preset = typer.Option(Preset.demo, "--preset", help="Model sizes: demo (fast), tiny or full."),
     seed: int = typer.Option(0, "--seed"),
+    max_minutes: float = typer.Option(2.0, "--max-minutes", min=0.0,
+                                      help="Wall-time budget of the fit, split across the jobs (0 = none)."),
 ):
     """Simulate a shop, validate it, fit all jobs vs baselines, write the report and show
     sample recommendations (with explanations), session predictions and price proposals."""
@@ -140,6 +142,7 @@ def demo_cmd(
     console.print(f"pricing data: simulated market panel, {panel.height} item x store x week rows")
     with FitProgress() as bar, progress.listen(bar):
         res = fit_all(events, out, config=FitConfig.preset(preset.value), quality=quality, price_panel=panel,
+                      max_minutes=max_minutes or None,
                       price_truth=elasticity, session_truth=_pseudonymized(shop.truth.sessions), log=plain)
     print_fit(res)
     console.rule("3. report")
