@@ -97,6 +97,7 @@ def test_fit_and_report_commands_on_an_event_file(tmp_path, capsys, monkeypatch)
     doc = json.loads(capsys.readouterr().out)
     assert "recommend" in doc["metrics"] and {s["job"] for s in doc["skipped"]} >= {"pricing"}
     assert doc["winners"]["recommend"]["model"] in {r["model"] for r in doc["metrics"]["recommend"]}
+    assert "What each job serves" in (out / "report.html").read_text()  # fit writes the report too
     main(["report", str(out), "--out", str(tmp_path / "r.html")])
     assert "Metrics against baselines" in (tmp_path / "r.html").read_text()
     raw = [u.encode() for u in shop.truth.user_ids]

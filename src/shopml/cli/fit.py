@@ -131,14 +131,17 @@ def fit_cmd(
                     bad_prices=bad_prices, exclude_items=exclude_items, table=table, query=query))
     check_run_target(out, inputs=_inputs(events, exclude_items))
     cut, budget, job_list = parse_date(test_from, "--test-from"), _check_minutes(max_minutes), parse_jobs(jobs)
+    from shopml.report import write_report
+
     res, _ = fit_log(events, out, load, test_from=cut, max_minutes=budget, jobs=job_list,
                      preset=preset.value, show=not json_out, log=(lambda m: None) if json_out else plain)
+    report = write_report(out)  # RUN/report.html: the run and its report, in one step
     if json_out:
-        print_json({"run": str(out), "metrics": res.metrics, "winners": res.winners, "skipped": res.skipped,
-                    "seconds": res.seconds, "periods": res.periods})
+        print_json({"run": str(out), "report": str(report), "metrics": res.metrics, "winners": res.winners,
+                    "skipped": res.skipped, "seconds": res.seconds, "periods": res.periods})
     else:
         print_fit(res)
-        console.print(f"\nrun saved to [bold]{out}[/]; report: [bold]shopml report {out}[/]")
+        console.print(f"\nrun saved to [bold]{out}[/], report to [bold]{report}[/]")
 
 
 def _checked(events: str, table, query, raw: dict) -> dict:
