@@ -205,8 +205,8 @@ def _run_job(job: str, events: pl.DataFrame, ctx: JobContext, log):
         return {"job": job, "reason": reason, "status": "failed"}
     seconds = round(time.perf_counter() - t0, 1)
     w = res.winner or {}
-    log(f"[{job}] done in {seconds} s; serving {w.get('model', '?')} "
-        f"(validation {w.get('metric', '')} {_num(w.get('valid'))})")
+    log(f"[{job}] done in {seconds} s; serving {w.get('served', w.get('model', '?'))} "
+        f"(validation winner {w.get('model', '?')}, {w.get('metric', '')} {_num(w.get('valid'))})")
     return res, seconds
 
 

@@ -8,6 +8,7 @@ the save itself (:func:`shopml.runs.check_run_target`).
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import sys
 import tempfile
 import time
@@ -151,8 +152,10 @@ def _checked(events: str, table, query, raw: dict) -> dict:
 
 def _inputs(events: str, exclude_items) -> list:
     """The user's input paths, which a run folder must never replace."""
-    if events.startswith(("postgresql://", "postgres://")) or any(c in events for c in "*?["):
-        paths = [] if events.startswith("postgres") else [Path(p) for p in __import__("glob").glob(events)]
+    if events.startswith(("postgresql://", "postgres://")):
+        paths = []
+    elif any(c in events for c in "*?["):
+        paths = [Path(p) for p in glob.glob(events)]
     else:
         paths = [Path(events)]
     if exclude_items and Path(exclude_items).is_file():
@@ -166,9 +169,10 @@ def print_fit(res) -> None:
 
     for job, rows in res.metrics.items():
         w = res.winners.get(job, {})
-        served = w.get("model", "?")
+        served = w.get("served", w.get("model", "?"))
+        picked = "" if served == w.get("model") else f"; validation picked {w.get('model')}, which it cannot serve"
         console.print(f"\n[bold]{job}[/]: serving [bold]{served}[/] (validation {w.get('metric', '')} "
-                      f"{_f(w.get('valid'))}; runner-up {w.get('runner_up', '-')} by {_f(w.get('margin'))})")
+                      f"{_f(w.get('valid'))}; runner-up {w.get('runner_up', '-')} by {_f(w.get('margin'))}{picked})")
         shown = [{k: v for k, v in r.items() if k != "winner"} | {"served": "yes" if r.get("winner") else ""}
                  for r in rows]
         console.print(markdown_table(shown), markup=False, soft_wrap=True)

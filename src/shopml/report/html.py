@@ -182,7 +182,8 @@ def _winners(winners: dict, periods: dict | None) -> str:
     """Per job: the served model, the validation metric behind the choice and the margin."""
     if not winners:
         return "<p class='skip'>No model selection was recorded for this run.</p>"
-    rows = [{"job": job, "served": w.get("model"), "validation metric": w.get("metric"),
+    rows = [{"job": job, "served": w.get("served", w.get("model")), "validation winner": w.get("model"),
+             "validation metric": w.get("metric"),
              "validation score": w.get("valid"), "runner-up": w.get("runner_up"), "margin": w.get("margin"),
              "neural model won": w.get("neural_won")} for job, w in winners.items()]
     when = ""
