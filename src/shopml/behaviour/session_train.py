@@ -221,9 +221,7 @@ def train_gru4rec(
     t0, hist = time.perf_counter(), {"loss": [], "seconds": [], "steps": []}
     net.train()
     avg = _WeightAverage()
-    # Session-parallel batches advance one event per lane: about this many steps an epoch.
-    est_steps = max((len(items) - (len(indptr) - 1)) // batch_size, 1)
-    tick = time.perf_counter()
+    report = _Report(indptr, items, batch_size, epochs, time_budget)
     for epoch in range(epochs):
         h, total, n, steps = torch.zeros(batch_size, net.hidden), 0.0, 0, 0
         for batch in session_parallel_batches(indptr, items, batch_size):
@@ -237,9 +235,7 @@ def train_gru4rec(
             if average_every and avg.n and (steps + 1) % average_every == 0:
                 avg.add(net)
             total, n, steps = total + float(value.detach()) * batch_size, n + len(y), steps + 1
-            if progress.active() and time.perf_counter() - tick >= 1.0:
-                tick = time.perf_counter()
-                progress.emit("step", step=steps, steps=max(est_steps, steps))
+            report.step(steps)
             if time_budget is not None and time.perf_counter() - t0 > time_budget:
                 break
         hist["loss"].append(total / max(n, 1))
@@ -249,13 +245,29 @@ def train_gru4rec(
             avg.add(net)
         if on_epoch is not None:
             on_epoch(epoch, hist["loss"][-1])
-        progress.emit("epoch", epoch=epoch + 1, epochs=epochs, loss=hist["loss"][-1],
-                      seconds=hist["seconds"][-1], budget_s=time_budget)
+        report.epoch(epoch + 1, hist["loss"][-1], hist["seconds"][-1])
         if time_budget is not None and time.perf_counter() - t0 > time_budget:
             break
     hist["averaged_snapshots"] = avg.apply(net)
     net.eval()
     return hist
+
+
+class _Report:
+    """Progress events of the GRU4Rec loop: throttled steps and one event per epoch."""
+
+    def __init__(self, indptr, items, batch_size: int, epochs: int, budget: float | None):
+        # session-parallel batches advance one event per lane: about this many steps an epoch
+        self.steps = max((len(items) - (len(indptr) - 1)) // batch_size, 1)
+        self.epochs, self.budget, self.tick = epochs, budget, time.perf_counter()
+
+    def step(self, done: int) -> None:
+        if progress.active() and time.perf_counter() - self.tick >= 1.0:
+            self.tick = time.perf_counter()
+            progress.emit("step", step=done, steps=max(self.steps, done))
+
+    def epoch(self, epoch: int, loss: float, seconds: float) -> None:
+        progress.emit("epoch", epoch=epoch, epochs=self.epochs, loss=loss, seconds=seconds, budget_s=self.budget)
 
 
 class _StepLoss:

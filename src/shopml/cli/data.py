@@ -41,10 +41,7 @@ def validate_cmd(
     from shopml.data.events import load_events
     from shopml.data.quality import quality_report
 
-    opt.check_events_path(path, table, query)
-    kwargs = opt.load_kwargs(format=format, column_map=column_map, event_map=event_map, event_type=event_type,
-                             timestamp_format=timestamp_format, missing_user=missing_user, bad_prices=bad_prices,
-                             exclude_items=exclude_items, table=table, query=query)
+    kwargs = opt.checked_load_kwargs(path, locals())
     with console.status(f"validating {path} ...") if not json_out else _quiet():
         df, warnings = load_events(path, **kwargs)
         report = quality_report(df, warnings)

@@ -127,9 +127,7 @@ def fit_cmd(
     save one run."""
     from shopml.runs import check_run_target
 
-    load = _checked(events, table, query, dict(format=format, column_map=column_map, event_map=event_map,
-                    event_type=event_type, timestamp_format=timestamp_format, missing_user=missing_user,
-                    bad_prices=bad_prices, exclude_items=exclude_items, table=table, query=query))
+    load = opt.checked_load_kwargs(events, locals())
     check_run_target(out, inputs=_inputs(events, exclude_items))
     cut, budget, job_list = parse_date(test_from, "--test-from"), _check_minutes(max_minutes), parse_jobs(jobs)
     from shopml.report import write_report
@@ -143,11 +141,6 @@ def fit_cmd(
     else:
         print_fit(res)
         console.print(f"\nrun saved to [bold]{out}[/], report to [bold]{report}[/]")
-
-
-def _checked(events: str, table, query, raw: dict) -> dict:
-    opt.check_events_path(events, table, query)
-    return opt.load_kwargs(**raw)
 
 
 def _inputs(events: str, exclude_items) -> list:
@@ -208,9 +201,7 @@ def bench_fit(
     """``shopml fit`` on any log, scored on its test window: one row per job x model."""
     from shopml.runs import check_run_target
 
-    load = _checked(events, table, query, dict(format=format, column_map=column_map, event_map=event_map,
-                    event_type=event_type, timestamp_format=timestamp_format, missing_user=missing_user,
-                    bad_prices=bad_prices, exclude_items=exclude_items, table=table, query=query))
+    load = opt.checked_load_kwargs(events, locals())
     _check_bench_out(out)
     if run is not None:
         check_run_target(run, inputs=_inputs(events, exclude_items))
@@ -270,9 +261,7 @@ def evaluate_cmd(
 
     if not (run / "manifest.json").is_file():
         raise ConfigError(f"{run}: not a shopml run folder (no manifest.json)")
-    load = _checked(events, table, query, dict(format=format, column_map=column_map, event_map=event_map,
-                    event_type=event_type, timestamp_format=timestamp_format, missing_user=missing_user,
-                    bad_prices=bad_prices, exclude_items=exclude_items, table=table, query=query))
+    load = opt.checked_load_kwargs(events, locals())
     cut = parse_date(from_date, "--from")
     rows = evaluate_run(run, read_events(events, **load), cut)
     if json_out:

@@ -115,5 +115,16 @@ def load_kwargs(*, format, column_map, event_map, event_type, timestamp_format, 
             "table": table, "query": query}
 
 
+_INPUT_KEYS = ("format", "column_map", "event_map", "event_type", "timestamp_format", "missing_user",
+               "bad_prices", "exclude_items", "table", "query")
+
+
+def checked_load_kwargs(events: str, options: dict) -> dict:
+    """Check the input path and return ``load_events`` kwargs from a command's own arguments
+    (pass ``locals()``: every command declares the same input options under these names)."""
+    check_events_path(events, options.get("table"), options.get("query"))
+    return load_kwargs(**{k: options.get(k) for k in _INPUT_KEYS})
+
+
 def _value(v):
     return v.value if isinstance(v, Enum) else v
