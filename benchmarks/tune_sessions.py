@@ -3,7 +3,7 @@ so the test file does not choose them.
 
 The training sessions are in time order: the first 90% are fitted, and prefixes of the last
 10% (a seeded sample of 15,000 ``prefix -> next click`` cases) are scored. The winners go into
-``shopml.behaviour.knn.VSKNN_YOOCHOOSE`` and ``shopml.behaviour.sessions.DEFAULTS_YOOCHOOSE``
+``shopml.sessions.baselines.VSKNN_YOOCHOOSE`` and ``shopml.sessions.estimator.DEFAULTS_YOOCHOOSE``
 by hand.
 
     flock /tmp/shopml-cpu.lock .venv/bin/python benchmarks/tune_sessions.py --model vsknn \\
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shopml.behaviour.knn import VSKNNRecommender
-from shopml.behaviour.session_data import read_sessions
-from shopml.behaviour.sessions import DEFAULTS_YOOCHOOSE, SessionRecommender
+from shopml.sessions.baselines import VSKNNRecommender
+from shopml.sessions.data import read_sessions
+from shopml.sessions.estimator import DEFAULTS_YOOCHOOSE, SessionRecommender
 from shopml.cli._common import write_benchmark
 
 VSKNN_GRID = [dict(k=k, sample_size=m) for k, m in [(100, 500), (100, None), (200, 2000), (500, 2000),

@@ -253,3 +253,15 @@ def _edit_manifest(d, **changes):
     m = json.loads((d / "manifest.json").read_text())
     m.update(changes)
     (d / "manifest.json").write_text(json.dumps(m))
+
+
+def test_runs_saved_before_the_behaviour_split_still_name_loadable_classes():
+    from shopml.customers.estimator import CustomerForecaster
+    from shopml.runs import _component_class
+    from shopml.sessions.baselines import VSKNNRecommender
+    from shopml.sessions.estimator import SessionRecommender
+
+    assert _component_class("shopml.behaviour.sessions.SessionRecommender") is SessionRecommender
+    assert _component_class("shopml.behaviour.knn.VSKNNRecommender") is VSKNNRecommender
+    assert _component_class("shopml.behaviour.customers.CustomerForecaster") is CustomerForecaster
+    assert _component_class("shopml.behaviour.sessions.NotAClass") is None

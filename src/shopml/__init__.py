@@ -3,7 +3,8 @@
 Three jobs, one toolkit:
 
 * ``shopml.recommend`` ranks the next items for a user (Caser CNN, SASRec, baselines);
-* ``shopml.behaviour`` predicts the next click and purchase intent of a session, and
+* ``shopml.sessions``, ``shopml.intent`` and ``shopml.customers`` (also ``shopml.behaviour``)
+  predict the next click and purchase intent of a session, and
   forecasts customers' future purchases (session RNN, customer RNN, BG/NBD);
 * ``shopml.pricing`` models demand (monotone in price), estimates elasticities and
   optimizes prices under constraints.

@@ -72,7 +72,7 @@ def _recommend(model, pop, events, cut) -> list[dict]:
 
 
 def _sessions(model, events, cut) -> list[dict]:
-    from shopml.behaviour.session_job import session_table, with_sessions
+    from shopml.sessions.job import session_table, with_sessions
 
     table = session_table(with_sessions(events)).filter(pl.col("start") >= cut)
     cases = table["items"].to_list()
@@ -83,7 +83,7 @@ def _sessions(model, events, cut) -> list[dict]:
 
 
 def _customers(model, events, cut) -> list[dict]:
-    from shopml.behaviour.customer_job import customer_transactions
+    from shopml.customers.job import customer_transactions
     from shopml.evaluation.metrics import mae
 
     tx = customer_transactions(events)

@@ -1,6 +1,6 @@
 """The contract between :func:`shopml.pipeline.fit_all` and each job's fit glue.
 
-Each job (``recommend/job.py``, ``behaviour/session_job.py``, ``behaviour/customer_job.py``,
+Each job (``recommend/job.py``, ``sessions/job.py``, ``customers/job.py``,
 ``pricing/job.py``) is one function ``fit(events, ctx) -> JobResult``. It trains its model and
 its baselines twice on the log's own time line (:class:`Periods`):
 

@@ -1,8 +1,8 @@
 """Fit every job an event log supports on its own time line, and save one run folder.
 
 :func:`fit_all` only orchestrates; each job's glue lives beside the job
-(:mod:`shopml.recommend.job`, :mod:`shopml.behaviour.session_job`,
-:mod:`shopml.behaviour.customer_job`, :mod:`shopml.pricing.job`; the contract is
+(:mod:`shopml.recommend.job`, :mod:`shopml.sessions.job`,
+:mod:`shopml.customers.job`, :mod:`shopml.pricing.job`; the contract is
 :mod:`shopml.jobs`). It
 
 * cuts the log into fit, validation and test periods (``test_from``; by default the test
@@ -109,8 +109,8 @@ class FitResult:
 
 
 def _fitters() -> dict[str, Callable]:
-    from shopml.behaviour.customer_job import fit_customers
-    from shopml.behaviour.session_job import fit_sessions
+    from shopml.customers.job import fit_customers
+    from shopml.sessions.job import fit_sessions
     from shopml.pricing.job import fit_pricing
     from shopml.recommend.job import fit_recommend
 

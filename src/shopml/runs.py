@@ -412,17 +412,30 @@ _BUILTIN = {
     for mod, names in {
         "recommend.models": ["SASRecRecommender", "CaserRecommender"],
         "recommend.baselines": ["MostPopular", "ItemKNN", "Markov", "Repurchase"],
-        "behaviour.sessions": ["SessionRecommender"],
-        "behaviour.knn": ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender"],
-        "behaviour.session_intent": ["PurchaseIntentModel"],
-        "behaviour.tabular": ["IntentClassifier"],
-        "behaviour.customers": ["CustomerForecaster"],
+        "sessions.estimator": ["SessionRecommender"],
+        "sessions.baselines": ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender"],
+        "intent.estimator": ["PurchaseIntentModel"],
+        "intent.tabular": ["IntentClassifier"],
+        "customers.estimator": ["CustomerForecaster"],
         "pricing.demand": ["NeuralDemand"],
-        "service.price_book": ["PriceBook"],  # where runs saved before the move name it
         "pricing.price_book": ["PriceBook"],
     }.items()
     for cls in names
 }
+# Where runs saved before a move name their classes: old module path -> the module now.
+_MOVED = {
+    "behaviour.sessions": "sessions.estimator",
+    "behaviour.knn": "sessions.baselines",
+    "behaviour.session_intent": "intent.estimator",
+    "behaviour.tabular": "intent.tabular",
+    "behaviour.customers": "customers.estimator",
+    "service.price_book": "pricing.price_book",
+}
+_BUILTIN.update({
+    path.replace(f"shopml.{new}.", f"shopml.{old}."): module
+    for old, new in _MOVED.items()
+    for path, module in list(_BUILTIN.items()) if module == f"shopml.{new}"
+})
 _REGISTERED: dict[str, type] = {}
 
 

@@ -24,7 +24,7 @@ def _fixed_key(monkeypatch):
 def tiny_run(tmp_path_factory):
     import torch
 
-    from shopml.behaviour.sessions import SessionRecommender
+    from shopml.sessions.estimator import SessionRecommender
     from shopml.privacy import pseudonymize
     from shopml.recommend.base import sequences_from_lists
     from shopml.recommend.baselines import MostPopular
@@ -46,7 +46,7 @@ def tiny_run(tmp_path_factory):
 
 
 def _intent():
-    from shopml.behaviour.session_intent import PurchaseIntentModel
+    from shopml.intent.estimator import PurchaseIntentModel
     from shopml.data.simulate import simulate_shop
 
     events = simulate_shop(n_users=30, n_items=30, seed=1).events

@@ -1,13 +1,7 @@
-"""User behaviour prediction: what a session clicks next and whether it buys, and how much a
-customer will buy in the coming weeks.
-
-* ``SessionRecommender`` (``sessions``): GRU4Rec-style session RNN; baselines
-  ``PopularityRecommender``, ``MarkovRecommender`` and ``VSKNNRecommender`` (``knn``).
-* ``PurchaseIntentModel`` (``session_intent``): P(session ends in a purchase), a second head
-  on a session GRU over items, event types and dwell times.
-* ``CustomerForecaster`` (``customers``): RNN over weekly purchase histories, compared with
-  ``BGNBD`` (``bgnbd``, maximum likelihood, Fader, Hardie & Lee 2005).
-* ``IntentClassifier`` (``tabular``): neural model on the UCI online-shoppers features.
+"""User behaviour prediction, one name for three task folders: :mod:`shopml.sessions` (what a
+session clicks next), :mod:`shopml.intent` (whether it buys) and :mod:`shopml.customers` (how
+much a customer will buy in the coming weeks). The names below are kept here for code that
+imported them from ``shopml.behaviour``.
 
 Names load lazily, so importing one model does not import torch code of the others.
 
@@ -22,17 +16,17 @@ from __future__ import annotations
 import importlib
 
 _NAMES = {
-    "SessionRecommender": "sessions",
-    "load_session_model": "sessions",
-    "PopularityRecommender": "knn",
-    "MarkovRecommender": "knn",
-    "VSKNNRecommender": "knn",
-    "PurchaseIntentModel": "session_intent",
-    "CustomerForecaster": "customers",
-    "evaluate_holdout": "customers",
-    "BGNBD": "bgnbd",
-    "IntentClassifier": "tabular",
-    "cross_validate_intent": "tabular",
+    "SessionRecommender": "sessions.estimator",
+    "load_session_model": "sessions.estimator",
+    "PopularityRecommender": "sessions.baselines",
+    "MarkovRecommender": "sessions.baselines",
+    "VSKNNRecommender": "sessions.baselines",
+    "PurchaseIntentModel": "intent.estimator",
+    "CustomerForecaster": "customers.estimator",
+    "evaluate_holdout": "customers.estimator",
+    "BGNBD": "customers.bgnbd",
+    "IntentClassifier": "intent.tabular",
+    "cross_validate_intent": "intent.tabular",
 }
 
 __all__ = sorted(_NAMES)
@@ -40,5 +34,5 @@ __all__ = sorted(_NAMES)
 
 def __getattr__(name: str):
     if name in _NAMES:
-        return getattr(importlib.import_module(f"shopml.behaviour.{_NAMES[name]}"), name)
+        return getattr(importlib.import_module(f"shopml.{_NAMES[name]}"), name)
     raise AttributeError(f"module 'shopml.behaviour' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """``shopml customers fit|forecast`` and the ``customers`` and ``intent`` benchmarks.
 
-Commands call the Python API (:mod:`shopml.behaviour.customers`, :mod:`shopml.behaviour.tabular`);
+Commands call the Python API (:mod:`shopml.customers.estimator`, :mod:`shopml.intent.tabular`);
 bad input raises DataError/ConfigError, which ``shopml.cli.main`` prints as one line, exit 2.
 Customer ids are pseudonymized (keyed HMAC) before anything is fitted or saved.
 """
@@ -26,7 +26,7 @@ FORMAT_HELP = "cdnow (whitespace: id [sample_id] yyyymmdd cds dollars) or events
 
 def _load(data: Path, fmt: str, pseudonymize: bool = True):
     """(ids, day, dollars, start date) from a CDNOW-format or canonical events file."""
-    from shopml.behaviour.customers import transactions_to_days
+    from shopml.customers.estimator import transactions_to_days
     from shopml.privacy import pseudonymize as pseudo
 
     if fmt == "cdnow":
@@ -61,7 +61,7 @@ def fit_cmd(
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Fit the customer RNN (and BG/NBD beside it) and save it to a model folder."""
-    from shopml.behaviour.customers import CustomerForecaster
+    from shopml.customers.estimator import CustomerForecaster
 
     _threads(threads)
     ids, day, usd, start = _load(data, fmt)
@@ -92,7 +92,7 @@ def forecast_cmd(
     """Forecast purchases in the next N weeks: expected, median, P(active), BG/NBD and P(alive)."""
     import polars as pl
 
-    from shopml.behaviour.customers import CustomerForecaster
+    from shopml.customers.estimator import CustomerForecaster
     from shopml.privacy import pseudonymize
 
     _threads(threads)
@@ -124,8 +124,8 @@ def bench_customers(
     threads: int = typer.Option(2, help="torch threads"),
 ) -> None:
     """RNN vs BG/NBD: per-customer holdout MAE and the cumulative weekly purchase curve."""
-    from shopml.behaviour.bgnbd import BGNBD, rfm_summary
-    from shopml.behaviour.customers import CustomerForecaster, evaluate_holdout
+    from shopml.customers.bgnbd import BGNBD, rfm_summary
+    from shopml.customers.estimator import CustomerForecaster, evaluate_holdout
 
     _threads(threads)
     ids, day, usd, start = _load(data, "cdnow")
@@ -167,7 +167,7 @@ def bench_intent(
     threads: int = typer.Option(2, help="torch threads"),
 ) -> None:
     """Neural (MLP ensemble), LightGBM and logistic regression on the same stratified folds (AUC)."""
-    from shopml.behaviour.tabular import cross_validate_intent, read_shoppers_csv
+    from shopml.intent.tabular import cross_validate_intent, read_shoppers_csv
 
     _threads(threads)
     X, y = read_shoppers_csv(data)

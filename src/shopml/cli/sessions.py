@@ -21,7 +21,7 @@ THREADS_OPT = typer.Option(2, "--threads", help="torch threads (this machine has
 
 
 def _gru_params(epochs: int | None, time_budget: float | None, hidden: int | None) -> dict:
-    from shopml.behaviour.sessions import DEFAULTS_YOOCHOOSE
+    from shopml.sessions.estimator import DEFAULTS_YOOCHOOSE
 
     p = dict(DEFAULTS_YOOCHOOSE, time_budget=time_budget)
     if epochs:
@@ -45,8 +45,8 @@ def fit_cmd(
     """Fit a next-click model on a sessions file and save it."""
     import torch
 
-    from shopml.behaviour.session_data import read_sessions
-    from shopml.behaviour.sessions import session_model
+    from shopml.sessions.data import read_sessions
+    from shopml.sessions.estimator import session_model
 
     torch.set_num_threads(threads)
     sessions = read_sessions(train)
@@ -70,8 +70,8 @@ def evaluate_cmd(
     """Recall@k and MRR@k of a saved model, every item ranked."""
     import torch
 
-    from shopml.behaviour.session_data import read_prefix_targets
-    from shopml.behaviour.sessions import load_session_model
+    from shopml.sessions.data import read_prefix_targets
+    from shopml.sessions.estimator import load_session_model
 
     torch.set_num_threads(threads)
     m = load_session_model(model)
@@ -88,7 +88,7 @@ def predict_cmd(
     json_out: bool = JSON_OPTION,
 ):
     """Top-k next items for one or more sessions (popularity, flagged, when nothing is known)."""
-    from shopml.behaviour.sessions import load_session_model
+    from shopml.sessions.estimator import load_session_model
 
     m = load_session_model(model)
     sessions = [s.split() for s in (session or [""])]
@@ -129,8 +129,8 @@ def bench_sessions(
     """Next-click Recall@20/MRR@20 of each model on a Yoochoose-format split (+ intent AUC)."""
     import torch
 
-    from shopml.behaviour.knn import VSKNN_YOOCHOOSE
-    from shopml.behaviour.sessions import session_model
+    from shopml.sessions.baselines import VSKNN_YOOCHOOSE
+    from shopml.sessions.estimator import session_model
 
     torch.set_num_threads(threads)
     tr, prefixes, targets = _read_split(train, test)
@@ -166,7 +166,7 @@ def _read_split(train: Path, test: Path):
 
 def _intent_row() -> dict:
     """Purchase-intent AUC on the simulator beside the AUC of its true propensity."""
-    from shopml.behaviour.session_intent import simulator_intent_benchmark
+    from shopml.intent.estimator import simulator_intent_benchmark
 
     t0 = time.perf_counter()
     res = simulator_intent_benchmark()

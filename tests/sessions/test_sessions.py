@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from shopml.behaviour.session_data import NegativeSampler, SessionBatch, session_parallel_batches
-from shopml.behaviour.session_nets import GRU4RecNet
-from shopml.behaviour.session_train import IndexedAdagrad, bpr_max_loss, carry_hidden, sampled_logq_loss
-from shopml.behaviour.sessions import SessionRecommender, load_session_model
+from shopml.sessions.data import NegativeSampler, SessionBatch, session_parallel_batches
+from shopml.sessions.nets import GRU4RecNet
+from shopml.sessions.train import IndexedAdagrad, bpr_max_loss, carry_hidden, sampled_logq_loss
+from shopml.sessions.estimator import SessionRecommender, load_session_model
 from shopml.errors import ConfigError, DataError, NotFittedError
 
 
@@ -222,7 +222,7 @@ def test_not_fitted_and_bad_params():
 
 
 def test_malformed_file_is_one_data_error(tmp_path):
-    from shopml.behaviour.session_data import read_prefix_targets, read_sessions
+    from shopml.sessions.data import read_prefix_targets, read_sessions
 
     bad = tmp_path / "train.txt"
     bad.write_text("1 2 3\n4 x5 6\n")
@@ -259,7 +259,7 @@ def test_learns_the_simulators_planted_successors():
 
 
 def test_weight_averaging_is_the_mean_of_epoch_snapshots():
-    from shopml.behaviour.session_train import _accumulate
+    from shopml.sessions.train import _accumulate
 
     net = torch.nn.Linear(2, 1, bias=False)
     avg = None

@@ -22,8 +22,8 @@ import scipy.sparse as sp
 import torch
 
 from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.behaviour.session_base import SessionRankerBase, build_index, popularity_counts
-from shopml.behaviour.session_data import ItemIndex
+from shopml.sessions.base import SessionRankerBase, build_index, popularity_counts
+from shopml.sessions.data import ItemIndex
 from shopml.errors import ConfigError
 
 __all__ = ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender", "VSKNN_YOOCHOOSE"]

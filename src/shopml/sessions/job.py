@@ -45,8 +45,8 @@ def session_table(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def _models(ctx: JobContext, budget: float | None) -> dict:
-    from shopml.behaviour import knn
-    from shopml.behaviour.sessions import SessionRecommender
+    from shopml.sessions import baselines as knn
+    from shopml.sessions.estimator import SessionRecommender
 
     cfg = ctx.cfg
     gru = SessionRecommender(hidden=cfg.session_hidden, epochs=cfg.session_epochs, n_sample=cfg.session_sample,
@@ -114,7 +114,7 @@ def _history_rows(history) -> list[dict]:
 def _fit_intent(events, table, ctx: JobContext, result: JobResult, log) -> None:
     """Purchase intent: trained on sessions before the test window, AUC on those after it,
     against the base rate and, on simulated data, the true propensity (the ceiling)."""
-    from shopml.behaviour.session_intent import PurchaseIntentModel
+    from shopml.intent.estimator import PurchaseIntentModel
     from shopml.evaluation.metrics import auc
 
     ev = events.filter(pl.col("session_id").is_not_null() & (pl.col("event_type") != "return"))

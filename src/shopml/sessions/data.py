@@ -19,7 +19,6 @@ from shopml.errors import DataError
 
 __all__ = [
     "ItemIndex",
-    "read_yoochoose_split",
     "read_sessions",
     "read_prefix_targets",
     "session_parallel_batches",
@@ -116,15 +115,6 @@ def read_prefix_targets(path) -> tuple[list[list[str]], list[str]]:
     if not targets:
         raise DataError("no test cases (empty file)", path=path)
     return prefixes, targets
-
-
-def read_yoochoose_split(train_path, test_path) -> tuple[list[list[str]], list[list[str]], list[str]]:
-    """Read the SR-GNN Yoochoose split: :func:`read_sessions` + :func:`read_prefix_targets`.
-
-    Returns ``(train_sessions, test_prefixes, test_targets)`` with raw string ids.
-    """
-    prefixes, targets = read_prefix_targets(test_path)
-    return read_sessions(train_path), prefixes, targets
 
 
 def _read_lines(path: Path) -> list[str]:

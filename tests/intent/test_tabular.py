@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shopml.behaviour.tabular import IntentClassifier, TabularEncoder, _auc, synthetic_intent
+from shopml.intent.tabular import IntentClassifier, TabularEncoder, _auc, synthetic_intent
 from shopml.errors import DataError, NotFittedError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shopml.behaviour.bgnbd import BGNBD, read_cdnow_transactions, rfm_summary, simulate_bgnbd
+from shopml.customers.bgnbd import BGNBD, read_cdnow_transactions, rfm_summary, simulate_bgnbd
 from shopml.errors import DataError, NotFittedError
 
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.behaviour.session_base import SessionRankerBase, build_index, popularity_counts
-from shopml.behaviour.session_data import ItemIndex
-from shopml.behaviour.session_nets import GRU4RecNet
-from shopml.behaviour.session_train import LOSSES, train_gru4rec
+from shopml.sessions.base import SessionRankerBase, build_index, popularity_counts
+from shopml.sessions.data import ItemIndex
+from shopml.sessions.nets import GRU4RecNet
+from shopml.sessions.train import LOSSES, train_gru4rec
 from shopml.errors import ConfigError
 
 __all__ = ["SessionRecommender"]
@@ -168,7 +168,7 @@ def session_model(name: str, **params):
         >>> type(session_model("markov")).__name__
         'MarkovRecommender'
     """
-    from shopml.behaviour.knn import MarkovRecommender, PopularityRecommender, VSKNNRecommender
+    from shopml.sessions.baselines import MarkovRecommender, PopularityRecommender, VSKNNRecommender
 
     classes = {"gru4rec": SessionRecommender, "vsknn": VSKNNRecommender, "markov": MarkovRecommender, "pop": PopularityRecommender}
     if name not in classes:
@@ -180,7 +180,7 @@ def load_session_model(path):
     """Load any next-click model folder (the kind in model.json picks the class)."""
     import json
 
-    from shopml.behaviour.knn import MarkovRecommender, PopularityRecommender, VSKNNRecommender
+    from shopml.sessions.baselines import MarkovRecommender, PopularityRecommender, VSKNNRecommender
     from shopml.errors import ArtifactError
 
     classes = {c.kind: c for c in (MarkovRecommender, PopularityRecommender, VSKNNRecommender)}

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shopml.behaviour.customers import CustomerForecaster, evaluate_holdout, transactions_to_days
+from shopml.customers.estimator import CustomerForecaster, evaluate_holdout, transactions_to_days
 from shopml.errors import DataError, NotFittedError
 
 START = dt.date(2020, 1, 1)
@@ -89,7 +89,7 @@ def test_holdout_scores_and_curve(fitted, tx):
 
 
 def test_oracle_cell_median_mae_hand_computed():
-    from shopml.behaviour.customers import _oracle_cell_median_mae
+    from shopml.customers.estimator import _oracle_cell_median_mae
 
     # cells (x=0, tx bin 0): y = 0, 0, 3 -> median 0, errors 0, 0, 3; (x=2, bin 1): y = 1, 2 -> 1.5
     x = np.array([0.0, 0, 0, 2, 2])

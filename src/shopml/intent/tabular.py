@@ -24,6 +24,7 @@ from torch import nn
 
 from shopml.artifacts import read_model_dir, write_model_dir
 from shopml.errors import DataError, NotFittedError
+from shopml.intent.nets import IntentMLP
 from shopml.training import IndexBatches, TrainConfig, train
 
 __all__ = ["IntentClassifier", "IntentMLP", "TabularEncoder", "read_shoppers_csv", "cross_validate_intent",
@@ -79,26 +80,6 @@ class TabularEncoder:
             v = X[c].cast(pl.Utf8).to_numpy()
             parts.append((v[:, None] == np.array(vocab, dtype=object)[None, :]).astype(np.float64))
         return np.concatenate(parts, 1).astype(np.float32)
-
-
-class IntentMLP(nn.Module):
-    """MLP with batch norm and dropout -> one logit (purchase).
-
-    Example:
-        >>> IntentMLP(10)(torch.zeros(4, 10)).shape
-        torch.Size([4])
-    """
-
-    def __init__(self, n_in: int, hidden: int = 64, dropout: float = 0.3):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(n_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)[:, 0]
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:

@@ -7,7 +7,7 @@ loop is written out here (short, and the only place that knows about the carried
 
 Example:
     >>> import numpy as np, torch
-    >>> from shopml.behaviour.session_nets import GRU4RecNet
+    >>> from shopml.sessions.nets import GRU4RecNet
     >>> net = GRU4RecNet(n_items=4, hidden=8)
     >>> hist = train_gru4rec(net, np.array([0, 3, 6]), np.array([1, 2, 3, 2, 3, 4]),
     ...                      np.array([0, 1, 2, 2, 1.0]), epochs=1, batch_size=2, n_sample=3)
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from shopml import progress
-from shopml.behaviour.session_data import NegativeSampler, SessionBatch, session_parallel_batches
+from shopml.sessions.data import NegativeSampler, SessionBatch, session_parallel_batches
 
 __all__ = ["IndexedAdagrad", "train_gru4rec", "carry_hidden", "sampled_logq_loss", "bpr_max_loss", "LOSSES"]
 

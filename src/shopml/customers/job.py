@@ -37,7 +37,7 @@ def customer_transactions(events: pl.DataFrame) -> pl.DataFrame:
 
 def _round(tx: pl.DataFrame, ctx: JobContext, start: dt.date, cut: dt.date, until: dt.date, budget, log):
     """Calibrate on days before ``cut``; score purchase days in ``[cut, until)`` per customer."""
-    from shopml.behaviour.customers import CustomerForecaster
+    from shopml.customers.estimator import CustomerForecaster
 
     cal = tx.filter(pl.col("date") < cut)
     weeks_cal, horizon = (cut - start).days // 7, max((until - cut).days // 7, 1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from shopml.behaviour.tabular import IntentClassifier, _auc, read_shoppers_csv
+from shopml.intent.tabular import IntentClassifier, _auc, read_shoppers_csv
 from shopml.errors import DataError
 
 

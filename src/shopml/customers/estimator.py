@@ -3,7 +3,7 @@
 :class:`CustomerForecaster` learns, from the calibration window only, the distribution of next
 week's purchase days given the history so far (one-step targets: no look past the window). The
 forecast for the next N weeks samples that distribution week by week (see
-:mod:`shopml.behaviour.customer_nets`), giving per customer the expected purchases, the median,
+:mod:`shopml.customers.nets`), giving per customer the expected purchases, the median,
 P(active) = P(at least one purchase in the N weeks) and, beside it, the BG/NBD baseline
 (expected purchases and P(alive)) fitted on the same window.
 
@@ -30,8 +30,8 @@ import polars as pl
 import torch
 
 from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.behaviour.bgnbd import BGNBD, rfm_summary, sample_conditional
-from shopml.behaviour.customer_nets import N_FEATURES, CustomerGRU, WeekTracker
+from shopml.customers.bgnbd import BGNBD, rfm_summary, sample_conditional
+from shopml.customers.nets import N_FEATURES, CustomerGRU, WeekTracker
 from shopml.errors import ConfigError, DataError, NotFittedError
 from shopml.training import IndexBatches, TrainConfig, train
 

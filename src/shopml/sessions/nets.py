@@ -5,8 +5,6 @@
   *constrained* (tied) to the output item embedding, a per-item output bias, dropout on the
   hidden state that is also what the next step sees, and linear scores (the softmax lives in
   the loss). Embedding tables are sparse so an update touches only the rows used.
-* :class:`SessionIntentNet`: a GRU over (item, event type, dwell time) with two heads: the
-  next item (tied scores) and P(session ends in a purchase).
 
 Example:
     >>> import torch
@@ -23,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["GRU4RecNet", "SessionIntentNet", "glorot_blocks_"]
+__all__ = ["GRU4RecNet", "glorot_blocks_"]
 
 
 @torch.no_grad()
@@ -131,59 +129,3 @@ class GRU4RecNet(nn.Module):
         s = h @ self.item.weight.T + self.bias.weight.T
         s[:, 0] = -math.inf
         return s
-
-
-class SessionIntentNet(nn.Module):
-    """GRU over a session's events with a next-item head and a purchase-intent head.
-
-    Each event is (item, event type, dwell seconds). The purchase head reads the state
-    after the last event of the prefix and outputs a logit.
-
-    Example:
-        >>> import torch
-        >>> net = SessionIntentNet(n_items=5, n_event_types=2, dim=4)
-        >>> items = torch.tensor([[0, 1, 2]]); types = torch.tensor([[0, 1, 1]])
-        >>> net(items, types, torch.zeros(1, 3))[1].shape
-        torch.Size([1])
-    """
-
-    def __init__(self, n_items: int, n_event_types: int, dim: int = 64, dropout: float = 0.1):
-        super().__init__()
-        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        self.etype = nn.Embedding(n_event_types + 1, dim, padding_idx=0)
-        self.dwell = nn.Linear(2, dim)
-        self.gru = nn.GRU(dim, dim, batch_first=True)
-        self.drop = nn.Dropout(dropout)
-        self.intent = nn.Sequential(nn.Linear(3 * dim + 3, dim), nn.ReLU(), nn.Linear(dim, 1))
-
-    def forward(self, items: torch.Tensor, types: torch.Tensor, dwell: torch.Tensor):
-        """``items``/``types`` (B, L) right-aligned, 0 = padding; ``dwell`` (B, L) seconds.
-
-        Returns ``(states (B, L, D), purchase_logit (B,))``.
-        """
-        valid = (types > 0).unsqueeze(-1)
-        d = dwell.clamp(min=0)
-        # dwell both log-scaled (robust) and in minutes (totals add up linearly)
-        dfeat = torch.stack([torch.log1p(d), (d / 60.0).clamp(max=30.0)], dim=-1)
-        x = self.item(items) + self.etype(types) + self.dwell(dfeat)
-        states, _ = self.gru(self.drop(x * valid))
-        # Right-aligned: the last column is the state after the prefix's last event. The
-        # sum and mean over events add session totals (how much was carted, time spent).
-        summed = (states * valid).sum(1)
-        mean = summed / valid.sum(1).clamp(min=1)
-        logit = self.intent(torch.cat([states[:, -1], mean, summed / 10.0, self.session_stats(types, d)], dim=1)).squeeze(1)
-        return states, logit
-
-    @staticmethod
-    def session_stats(types: torch.Tensor, dwell: torch.Tensor) -> torch.Tensor:
-        """(B, 3): log1p(#views), #carts, log1p(mean minutes between events): session totals
-        a GRU can only approximate by counting, handed to the intent head directly."""
-        n_views = (types == 1).sum(1).float()
-        n_carts = (types == 2).sum(1).float()
-        n = (types > 0).sum(1).float()
-        mean_min = dwell.sum(1) / (n - 1).clamp(min=1) / 60.0
-        return torch.stack([torch.log1p(n_views), n_carts.clamp(max=5), torch.log1p(mean_min)], dim=1)
-
-    def next_item_logits(self, states: torch.Tensor) -> torch.Tensor:
-        """Tied next-item scores for (N, D) states."""
-        return states @ self.item.weight.T

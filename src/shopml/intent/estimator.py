@@ -33,14 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.behaviour.session_data import ItemIndex
+from shopml.sessions.data import ItemIndex
 from shopml.errors import DataError, NotFittedError
+from shopml.intent.nets import EVENT_CODES, N_STATS, WideDeepIntentNet
 
 __all__ = ["PurchaseIntentModel", "WideDeepIntentNet", "session_tensors", "SessionTensors", "simulator_intent_benchmark"]
 
-EVENT_CODES = {"view": 1, "cart": 2}  # 0 = padding; purchases never enter the input
 KIND = "session-intent"
-N_STATS = 5  # columns of SessionTensors.stats
 
 
 @dataclass
@@ -125,51 +124,6 @@ def _session_stats(x: pl.DataFrame, row_of: dict, categories: ItemIndex | None):
     if categories is not None:
         first_cat[rows] = categories.encode([c if c is not None else "" for c in g["cat"].to_list()])
     return stats, first_cat
-
-
-class WideDeepIntentNet(nn.Module):
-    """Purchase logit = wide logistic part over standardized session totals + first-category
-    bias + an MLP over the GRU's last and mean states; next-item logits tied to the item
-    embeddings. The wide part is what the GRU would otherwise have to learn by counting.
-
-    Example:
-        >>> net = WideDeepIntentNet(n_items=5, n_categories=2, dim=4)
-        >>> items = torch.tensor([[0, 1, 2]]); types = torch.tensor([[0, 1, 1]])
-        >>> net(items, types, torch.zeros(1, 3), torch.zeros(1, N_STATS), torch.tensor([1]))[1].shape
-        torch.Size([1])
-    """
-
-    def __init__(self, n_items: int, n_categories: int = 0, dim: int = 64, dropout: float = 0.1):
-        super().__init__()
-        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        self.etype = nn.Embedding(len(EVENT_CODES) + 1, dim, padding_idx=0)
-        self.dwell = nn.Linear(2, dim)
-        self.gru = nn.GRU(dim, dim, batch_first=True)
-        self.drop = nn.Dropout(dropout)
-        self.deep = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, 1))
-        self.wide = nn.Linear(N_STATS, 1)
-        self.cat_bias = nn.Embedding(n_categories + 1, 1)
-        nn.init.zeros_(self.cat_bias.weight)
-        # standardization of the wide inputs, set from the training sessions (saved with the weights)
-        self.register_buffer("stat_mean", torch.zeros(N_STATS))
-        self.register_buffer("stat_std", torch.ones(N_STATS))
-
-    def forward(self, items, types, dwell, stats, first_cat):
-        """``items``/``types`` (B, L) right-aligned, 0 = padding; ``dwell`` (B, L) seconds;
-        ``stats`` (B, N_STATS); ``first_cat`` (B,). Returns ``(states (B, L, D), logit (B,))``."""
-        valid = (types > 0).unsqueeze(-1)
-        d = dwell.clamp(min=0)
-        dfeat = torch.stack([torch.log1p(d), (d / 60.0).clamp(max=30.0)], dim=-1)
-        x = self.item(items) + self.etype(types) + self.dwell(dfeat)
-        states, _ = self.gru(self.drop(x * valid))
-        mean = (states * valid).sum(1) / valid.sum(1).clamp(min=1)
-        deep = self.deep(self.drop(torch.cat([states[:, -1], mean], dim=1))).squeeze(1)
-        wide = self.wide((stats - self.stat_mean) / self.stat_std).squeeze(1) + self.cat_bias(first_cat).squeeze(1)
-        return states, wide + deep
-
-    def next_item_logits(self, states: torch.Tensor) -> torch.Tensor:
-        """Tied next-item scores for (N, D) states."""
-        return states @ self.item.weight.T
 
 
 class PurchaseIntentModel:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shopml.behaviour.knn import MarkovRecommender, PopularityRecommender, VSKNNRecommender
-from shopml.behaviour.sessions import load_session_model
+from shopml.sessions.baselines import MarkovRecommender, PopularityRecommender, VSKNNRecommender
+from shopml.sessions.estimator import load_session_model
 from shopml.errors import NotFittedError
 
 TRAIN = [["a", "b", "c"], ["a", "b"], ["b", "c"], ["d", "e"], ["d", "e", "a"], ["x", "a", "b"]]

@@ -7,7 +7,7 @@ ranked; the rank of the target is 1 + #{other items with score >= the target's s
 (ties count against the model); a target never seen in training has rank = inf (a miss).
 
 Example:
-    >>> from shopml.behaviour.knn import PopularityRecommender
+    >>> from shopml.sessions.baselines import PopularityRecommender
     >>> m = PopularityRecommender().fit([["a", "b"], ["b"]])
     >>> m.recommend([[]], k=1)[0]
     {'items': ['b'], 'scores': [2.0], 'fallback': 'popularity'}
@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from shopml.behaviour.session_data import ItemIndex, pad_left
+from shopml.sessions.data import ItemIndex, pad_left
 from shopml.errors import NotFittedError
 
 __all__ = ["SessionRankerBase", "popularity_counts"]
@@ -127,7 +127,7 @@ class SessionRankerBase:
 
 def build_index(sessions: Sequence[Sequence]) -> tuple[ItemIndex, np.ndarray, np.ndarray]:
     """Item index over ``sessions`` and their CSR encoding ``(index, indptr, items)``."""
-    from shopml.behaviour.session_data import encode_sessions
+    from shopml.sessions.data import encode_sessions
 
     index = ItemIndex.build(sessions)
     indptr, items = encode_sessions(index, sessions)

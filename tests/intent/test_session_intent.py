@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from shopml.behaviour.session_intent import PurchaseIntentModel, session_tensors
+from shopml.intent.estimator import PurchaseIntentModel, session_tensors
 from shopml.data.simulate import simulate_shop
 from shopml.errors import NotFittedError
 from shopml.evaluation.metrics import auc
@@ -45,7 +45,7 @@ def test_purchase_event_is_not_an_input():
     t = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     ev = pl.DataFrame({"session_id": ["a", "a"], "item_id": ["x", "x"], "event_type": ["view", "purchase"],
                        "timestamp": [t, t + dt.timedelta(seconds=5)]})
-    from shopml.behaviour.session_data import ItemIndex
+    from shopml.sessions.data import ItemIndex
 
     x = session_tensors(ev, ItemIndex(["x"]))
     assert x.types.tolist() == [[1]] and x.labels.tolist() == [1.0]
