@@ -45,9 +45,9 @@ def test_purchase_event_is_not_an_input():
     t = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     ev = pl.DataFrame({"session_id": ["a", "a"], "item_id": ["x", "x"], "event_type": ["view", "purchase"],
                        "timestamp": [t, t + dt.timedelta(seconds=5)]})
-    from shopml.sessions.data import ItemIndex
+    from shopml.data.sequences import IdMap
 
-    x = session_tensors(ev, ItemIndex(["x"]))
+    x = session_tensors(ev, IdMap(["x"]))
     assert x.types.tolist() == [[1]] and x.labels.tolist() == [1.0]
     assert x.dwell.tolist() == [[0.0]]  # the last input event's dwell is unknown at prediction time
 

@@ -6,7 +6,7 @@ import pytest
 
 from shopml.evaluation.protocols import evaluate_model
 from shopml.recommend.baselines import ItemKNN, Markov, MostPopular
-from shopml.recommend.testing import check_recommender, planted_split
+from shopml.testing import check_recommender, planted_split
 
 
 @pytest.mark.parametrize("factory", [MostPopular, ItemKNN, Markov])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shopml.evaluation.protocols import evaluate_model
 from shopml.recommend.baselines import MostPopular
 from shopml.recommend.models import SASRecRecommender
-from shopml.recommend.testing import check_recommender, planted_split
+from shopml.testing import check_recommender, planted_split
 
 
 def small(**kw):

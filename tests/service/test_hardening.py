@@ -115,7 +115,7 @@ def test_session_of_unknown_items_gets_a_flagged_prior(client, events):
 
 def test_session_with_a_known_item_is_predicted(client):
     intent = client.app.state.holder.engine.run.components["intent"]
-    body = {"events": [{"item_id": intent.items_.ids[0]}, {"item_id": "never-seen"}]}
+    body = {"events": [{"item_id": intent.items_.to_list()[0]}, {"item_id": "never-seen"}]}
     r = client.post("/v1/sessions/predict", json=body, headers=ALL).json()
     assert r["purchase_fallback"] is None and 0 < r["purchase_probability"] < 1
 

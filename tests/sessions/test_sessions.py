@@ -190,10 +190,12 @@ def test_bpr_max_learns_planted_successors():
 
 def test_fallback_empty_and_unknown_sessions(fitted):
     m, _ = fitted
-    recs = m.recommend([[], ["never-seen", "nope"], ["i3"]], k=3)
-    assert [r["fallback"] for r in recs] == ["popularity", "popularity", None]
-    assert recs[0]["items"] == recs[1]["items"] and len(recs[0]["items"]) == 3
-    assert all(np.isfinite(r["scores"]).all() for r in recs)
+    with pytest.warns(UserWarning, match="unknown item"):
+        recs = m.recommend([[], ["never-seen", "nope"], ["i3"]], k=3)
+    assert [r[0].get("fallback") for r in recs] == ["popularity", "popularity", None]
+    assert recs[0] == recs[1] and len(recs[0]) == 3
+    assert recs[0][0]["item_id"] == max(m.item_ids_, key=lambda i: m.pop_[m.item_ids_.index(i) + 1])
+    assert all(np.isfinite([x["score"] for x in r]).all() for r in recs)
 
 
 def test_unknown_target_is_a_miss(fitted):
@@ -252,7 +254,7 @@ def test_learns_the_simulators_planted_successors():
     sessions = _simulated_view_sessions(shop)
     m = SessionRecommender(hidden=32, batch_size=16, n_sample=16, sample_alpha=0.5, lr=0.1, epochs=3).fit(sessions)
     truth = shop.truth
-    items = [i for i in truth.item_ids if i in set(m.items_.ids)]
+    items = [i for i in truth.item_ids if i in set(m.item_ids_)]
     top1 = m.predict([[i] for i in items], k=1)
     hit = np.mean([truth.successor(i) == t[0] for i, t in zip(items, top1)])
     assert hit > 0.9, hit  # the successor follows 60% of the time; the rest is taste noise

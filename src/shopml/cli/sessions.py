@@ -6,6 +6,8 @@ Session files use the SR-GNN Yoochoose text format: training = one session per l
 
 from __future__ import annotations
 
+import warnings
+
 import time
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def fit_cmd(
     params = _gru_params(epochs, time_budget, hidden) if model == "gru4rec" else {}
     t0 = time.perf_counter()
     m = session_model(model, **params).fit(sessions)
-    info = {"model": model, "out": str(out), "sessions": len(sessions), "items": m.items_.n_items,
+    info = {"model": model, "out": str(out), "sessions": len(sessions), "items": m.n_items_,
             "train_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     m.save(out)
     print_json(info) if json_out else console.print(info)
@@ -92,7 +94,10 @@ def predict_cmd(
 
     m = load_session_model(model)
     sessions = [s.split() for s in (session or [""])]
-    recs = m.recommend(sessions, k=k)
+    with warnings.catch_warnings():  # an unknown item is no error here: the session falls back
+        warnings.simplefilter("ignore")
+        recs = [{"items": [r["item_id"] for r in rec], "scores": [round(r["score"], 6) for r in rec],
+                 "fallback": rec[0].get("fallback") if rec else None} for rec in m.recommend(sessions, k=k)]
     if json_out:
         print_json([{"session": s, **r} for s, r in zip(sessions, recs)])
         return

@@ -26,7 +26,8 @@ import polars as pl
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 
-from shopml.errors import DataError, NotFittedError
+from shopml.errors import DataError
+from shopml.estimator import Estimator
 
 __all__ = ["BGNBD", "rfm_summary", "read_cdnow_transactions", "simulate_bgnbd", "sample_conditional", "CDNOW_START"]
 
@@ -64,7 +65,7 @@ def _as_rfm(x, tx, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, tx, T
 
 
-class BGNBD:
+class BGNBD(Estimator):
     """BG/NBD model fitted by maximum likelihood (L-BFGS-B on log parameters).
 
     Args:
@@ -77,6 +78,8 @@ class BGNBD:
         >>> m.conditional_expected_purchases(39.0, [0], [0.0], [38.86]).shape
         (1,)
     """
+
+    kind = "customers.bgnbd"
 
     def __init__(self, *, penalizer: float = 0.0):
         self.penalizer = penalizer
@@ -104,9 +107,15 @@ class BGNBD:
         self.n_customers_ = int(len(x))
         return self
 
+    def _artifact(self):
+        return {}, {}, {"params": self.params_, "log_likelihood": self.log_likelihood_, "n_customers": self.n_customers_}
+
+    def _from_artifact(self, md) -> None:
+        self.params_, self.log_likelihood_ = md.meta["params"], md.meta["log_likelihood"]
+        self.n_customers_ = md.meta["n_customers"]
+
     def _check(self) -> tuple[float, float, float, float]:
-        if not hasattr(self, "params_"):
-            raise NotFittedError("BGNBD is not fitted; call fit() first")
+        self._check_fitted()
         p = self.params_
         return p["r"], p["alpha"], p["a"], p["b"]
 

@@ -29,10 +29,10 @@ import numpy as np
 import polars as pl
 import torch
 
-from shopml.artifacts import read_model_dir, write_model_dir
 from shopml.customers.bgnbd import BGNBD, rfm_summary, sample_conditional
 from shopml.customers.nets import N_FEATURES, CustomerGRU, WeekTracker
-from shopml.errors import ConfigError, DataError, NotFittedError
+from shopml.errors import ConfigError, DataError
+from shopml.estimator import Estimator
 from shopml.training import IndexBatches, TrainConfig, train
 
 __all__ = ["CustomerForecaster", "transactions_to_days", "weekly_panel", "evaluate_holdout"]
@@ -103,7 +103,7 @@ def _build_inputs(counts: torch.Tensor, spend: torch.Tensor):
     return torch.stack(feats, 1), tr
 
 
-class CustomerForecaster:
+class CustomerForecaster(Estimator):
     """RNN forecast of each customer's purchases in the next N weeks, with P(active).
 
     Args:
@@ -123,6 +123,8 @@ class CustomerForecaster:
         >>> CustomerForecaster(hidden=16).hidden
         16
     """
+
+    kind = KIND
 
     def __init__(self, *, hidden: int = 32, max_count: int = 4, epochs: int = 40, lr: float = 3e-3,
                  batch_size: int = 512, n_models: int = 3, n_samples: int = 120, val_fraction: float = 0.1,
@@ -177,17 +179,13 @@ class CustomerForecaster:
         return self
 
     # ------------------------------------------------------------- forecast
-    def _check(self):
-        if not hasattr(self, "nets_"):
-            raise NotFittedError("CustomerForecaster is not fitted; call fit() first")
-
     @torch.no_grad()
     def simulate(self, horizon: int, n_samples: int | None = None, chunk: int = 1024):
         """Sample ``n_samples`` paths of the next ``horizon`` weeks for every fitted customer.
 
         Returns ``(weekly_mean [N, horizon], totals [N, n_samples])`` (purchase days).
         """
-        self._check()
+        self._check_fitted()
         if horizon < 1:
             raise ConfigError("horizon must be >= 1 week")
         k = n_samples or self.n_samples
@@ -243,11 +241,7 @@ class CustomerForecaster:
         return self
 
     # ------------------------------------------------------------ save/load
-    def save(self, path) -> None:
-        """Write a model folder (JSON + safetensors; no pickle)."""
-        self._check()
-        params = {k: getattr(self, k) for k in ("hidden", "max_count", "epochs", "lr", "batch_size",
-                                                 "n_models", "n_samples", "val_fraction", "seed")}
+    def _artifact(self):
         tensors = {f"net{m}.{k}": v for m, n in enumerate(self.nets_) for k, v in n.state_dict().items()}
         tensors["h"], tensors["last_x"] = self.h_, self.last_x_
         tensors.update({f"tracker.{i}": t for i, t in enumerate(self.tracker_.astuple())})
@@ -256,13 +250,9 @@ class CustomerForecaster:
                 "bgnbd_ll": self.bgnbd_.log_likelihood_, "calibration_end": self.calibration_end_,
                 "start": self.start_.isoformat() if self.start_ else None, "train_seconds": self.train_seconds_,
                 "winner": getattr(self, "winner_", "rnn")}
-        write_model_dir(path, kind=KIND, params=params, tensors=tensors, meta=meta)
+        return {}, tensors, meta
 
-    @classmethod
-    def load(cls, path) -> "CustomerForecaster":
-        """Load a folder written by :meth:`save`."""
-        md = read_model_dir(path, kind=KIND)
-        self = cls(**md.params)
+    def _from_artifact(self, md) -> None:
         t = {k: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()}
         self.nets_ = []
         for m in range(self.n_models):
@@ -282,7 +272,6 @@ class CustomerForecaster:
         self.train_seconds_ = m.get("train_seconds")
         self.winner_ = m.get("winner", "rnn")
         self._cache = {}
-        return self
 
 
 def evaluate_holdout(model: CustomerForecaster, ids, day, holdout_end: int, n_bgnbd_samples: int = 200) -> dict:
@@ -307,7 +296,7 @@ def evaluate_holdout(model: CustomerForecaster, ids, day, holdout_end: int, n_bg
         m = CustomerForecaster().fit_arrays(ids, day, usd, calibration_end=272)
         evaluate_holdout(m, ids, day, holdout_end=545)["rnn"]["curve_mae"]
     """
-    model._check()
+    model._check_fitted()
     cal = model.calibration_end_
     weeks = (holdout_end - cal) // 7
     if weeks < 1:

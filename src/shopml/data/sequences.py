@@ -34,6 +34,9 @@ __all__ = [
     "EVENT_TYPES",
     "IdMap",
     "Sequences",
+    "pad_left",
+    "sequences_from_lists",
+    "encode_lists",
     "build_sequences",
     "leave_one_out",
     "temporal_split",
@@ -42,6 +45,23 @@ __all__ = [
 
 #: Event type codes stored in :attr:`Sequences.event_types` (``int8``): index in this tuple.
 EVENT_TYPES = ("view", "cart", "purchase", "return")
+
+
+def pad_left(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
+    """The one padding helper: ``items[starts[r]:ends[r]]`` per row, its last ``width`` items,
+    left-padded with 0 (most recent item in the last column): int64 ``[len(starts), width]``.
+    This is the input layout of every next-item model.
+
+    Example:
+        >>> pad_left(np.array([5, 6, 7, 8]), np.array([0, 3]), np.array([3, 4]), 2).tolist()
+        [[6, 7], [0, 8]]
+    """
+    starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    if len(items) == 0:
+        return np.zeros((len(starts), width), dtype=np.int64)
+    src = ends[:, None] - width + np.arange(width)[None, :]  # position in `items` of each cell
+    valid = src >= starts[:, None]
+    return np.where(valid, np.asarray(items)[np.clip(src, 0, len(items) - 1)], 0).astype(np.int64)
 
 
 class IdMap:
@@ -68,6 +88,16 @@ class IdMap:
         return cls(s.unique().sort().to_list())
 
     @classmethod
+    def first_seen(cls, histories: Sequence[Sequence]) -> "IdMap":
+        """Map of the ids in ``histories`` (lists of raw ids) in order of first appearance.
+
+        Example:
+            >>> IdMap.first_seen([["b", "a"], ["a", "c"]]).to_list()
+            ['b', 'a', 'c']
+        """
+        return cls(dict.fromkeys(str(i) for h in histories for i in h))
+
+    @classmethod
     def from_list(cls, ids: Sequence[str]) -> "IdMap":
         """Inverse of :meth:`to_list` (the JSON form saved with models)."""
         return cls(ids)
@@ -87,13 +117,20 @@ class IdMap:
 
     def index(self, raw) -> int:
         """Index of one raw id (0 when unknown)."""
+        return self._index().get(str(raw), 0)
+
+    def _index(self) -> dict[str, int]:
         if self._lookup is None:
             self._lookup = {r: i + 1 for i, r in enumerate(self._ids)}
-        return self._lookup.get(str(raw), 0)
+        return self._lookup
 
     def encode(self, values, *, unknown: str = "zero") -> np.ndarray:
         """int64 indices of many raw ids; unknown ids become 0 (``unknown="zero"``) or
-        raise :class:`DataError` (``unknown="error"``). Vectorized through Polars."""
+        raise :class:`DataError` (``unknown="error"``). Vectorized through Polars; a short
+        Python list (one request's history) goes through the dict, which is faster there."""
+        if isinstance(values, (list, tuple)) and len(values) < 256 and unknown == "zero":
+            get = self._index().get
+            return np.fromiter((get(str(v), 0) for v in values), dtype=np.int64, count=len(values))
         s = values if isinstance(values, pl.Series) else pl.Series("v", list(values) if not
                                                                    isinstance(values, np.ndarray) else values)
         s = s.cast(pl.Utf8)
@@ -169,11 +206,10 @@ class Sequences:
     def to_padded(self, max_len: int, *, pad: int = 0) -> np.ndarray:
         """int64 ``[n_users, max_len]``: each user's last ``max_len`` items, left-padded
         (most recent item in the last column), the input layout of SASRec/Caser."""
-        lengths = self.lengths
-        out = np.full((self.n_users, max_len), pad, dtype=np.int64)
-        pos_from_end = np.repeat(self.indptr[1:], lengths) - np.arange(len(self.items)) - 1
-        keep = pos_from_end < max_len
-        out[self.user_index()[keep], max_len - 1 - pos_from_end[keep]] = self.items[keep]
+        out = pad_left(self.items, self.indptr[:-1], self.indptr[1:], max_len)
+        if pad:
+            lens = np.minimum(self.lengths, max_len)
+            out[np.arange(max_len)[None, :] < (max_len - lens)[:, None]] = pad
         return out
 
     def select_events(self, keep: np.ndarray) -> "Sequences":
@@ -200,6 +236,36 @@ class Sequences:
         out[old_pos] = self.items
         out[indptr[1:][add > 0] - 1] = items[add > 0]
         return Sequences(indptr, out, self.user_ids, self.item_map)
+
+
+def encode_lists(item_map: IdMap, histories: Sequence[Sequence]) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr, items)`` of lists of raw ids under ``item_map``; unknown ids are dropped.
+
+    Example:
+        >>> p, i = encode_lists(IdMap(["a", "b"]), [["b", "zzz", "a"], []])
+        >>> p.tolist(), i.tolist()
+        ([0, 2, 2], [2, 1])
+    """
+    get = item_map._index().get
+    rows = [[j for j in (get(str(i), 0) for i in h) if j] for h in histories]
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(r) for r in rows])
+    return indptr, np.fromiter((j for r in rows for j in r), dtype=np.int64, count=int(indptr[-1]))
+
+
+def sequences_from_lists(histories: Sequence[Sequence], user_ids: Sequence[str] | None = None) -> Sequences:
+    """Sequences from per-user lists of raw item ids, items indexed ``1..n`` in order of first
+    appearance (:meth:`IdMap.first_seen`). Sessions, request-time histories and tests use it.
+
+    Example:
+        >>> s = sequences_from_lists([["x", "y"], ["y"]])
+        >>> s.indptr.tolist(), s.items.tolist(), s.item_map.to_list()
+        ([0, 2, 3], [1, 2, 2], ['x', 'y'])
+    """
+    item_map = IdMap.first_seen(histories)
+    indptr, flat = encode_lists(item_map, histories)
+    users = [str(u) for u in user_ids] if user_ids is not None else [f"u{i}" for i in range(len(histories))]
+    return Sequences(indptr, flat, users, item_map)
 
 
 def _sorted_events(events: pl.DataFrame, by: str) -> tuple[pl.DataFrame, IdMap]:

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from shopml.data.sequences import pad_left
 from shopml.evaluation.metrics import hit_rate, hit_rate_sets, mrr, ndcg, ndcg_sets, target_ranks
 
 __all__ = ["evaluate", "rank_targets", "evaluate_model", "evaluate_windows", "metrics_from_ranks", "auto_batch_size"]
@@ -47,12 +48,7 @@ def auto_batch_size(n_items: int, budget: int = 1 << 24) -> int:
 def _padded(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     """Full histories of ``rows``, left-padded to the longest of the batch."""
     starts, ends = indptr[rows], indptr[rows + 1]
-    width = max(int((ends - starts).max()), 1)
-    cols = np.arange(width)[None, :]
-    src = ends[:, None] - width + cols
-    valid = src >= starts[:, None]
-    out = np.where(valid, items[np.clip(src, 0, max(len(items) - 1, 0))] if len(items) else 0, 0)
-    return torch.from_numpy(out.astype(np.int64))
+    return torch.from_numpy(pad_left(items, starts, ends, max(int((ends - starts).max()), 1)))
 
 
 def rank_targets(

@@ -15,7 +15,7 @@ Example:
     >>> ev = pl.DataFrame({"session_id": ["s1"] * 3 + ["s2"] * 2,
     ...     "item_id": ["a", "a", "a", "b", "c"], "event_type": ["view", "cart", "purchase", "view", "view"],
     ...     "timestamp": [t0 + dt.timedelta(seconds=30 * i) for i in range(5)]})
-    >>> x = session_tensors(ev, ItemIndex(["a", "b", "c"]))
+    >>> x = session_tensors(ev, IdMap(["a", "b", "c"]))
     >>> x.labels.tolist(), x.types.tolist(), x.stats[:, 0].exp().sub(1).round().tolist()
     ([1.0, 0.0], [[1, 2], [1, 1]], [1.0, 2.0])
 """
@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.sessions.data import ItemIndex
-from shopml.errors import DataError, NotFittedError
+from shopml.data.sequences import IdMap
+from shopml.errors import DataError
+from shopml.estimator import Estimator
 from shopml.intent.nets import EVENT_CODES, N_STATS, WideDeepIntentNet
 
 __all__ = ["PurchaseIntentModel", "WideDeepIntentNet", "session_tensors", "SessionTensors", "simulator_intent_benchmark"]
@@ -59,8 +59,8 @@ class SessionTensors:
         return self.items, self.types, self.dwell, self.stats, self.first_cat
 
 
-def session_tensors(events: pl.DataFrame, index: ItemIndex, max_len: int = 50,
-                    categories: ItemIndex | None = None) -> SessionTensors:  # fmt: skip
+def session_tensors(events: pl.DataFrame, index: IdMap, max_len: int = 50,
+                    categories: IdMap | None = None) -> SessionTensors:  # fmt: skip
     """Build padded inputs from canonical events with a ``session_id`` column (vectorized).
 
     ``categories`` indexes the first viewed event's ``category`` (0 = unknown or no column).
@@ -97,7 +97,7 @@ def session_tensors(events: pl.DataFrame, index: ItemIndex, max_len: int = 50,
     return SessionTensors(sids, *(torch.from_numpy(a) for a in (items, types, dwell, y, stats, first_cat)))
 
 
-def _session_stats(x: pl.DataFrame, row_of: dict, categories: ItemIndex | None):
+def _session_stats(x: pl.DataFrame, row_of: dict, categories: IdMap | None):
     """(S, N_STATS) totals over a session's non-purchase events: log1p(#views), min(#carts, 3),
     log1p(mean minutes between first and last view), log mean viewed price (0 when unknown)
     and a has-price flag; plus the first event's category index. Only events before the
@@ -126,7 +126,7 @@ def _session_stats(x: pl.DataFrame, row_of: dict, categories: ItemIndex | None):
     return stats, first_cat
 
 
-class PurchaseIntentModel:
+class PurchaseIntentModel(Estimator):
     """Session purchase-intent classifier (second head on a session GRU).
 
     Args:
@@ -134,13 +134,12 @@ class PurchaseIntentModel:
         next_item_weight: weight of the auxiliary next-item loss.
     """
 
+    kind = KIND
+
     def __init__(self, *, dim: int = 64, epochs: int = 30, lr: float = 3e-3, batch_size: int = 256,
                  next_item_weight: float = 0.2, valid_fraction: float = 0.1, patience: int = 3, seed: int = 0):  # fmt: skip
         self.dim, self.epochs, self.lr, self.batch_size = dim, epochs, lr, batch_size
         self.next_item_weight, self.valid_fraction, self.patience, self.seed = next_item_weight, valid_fraction, patience, seed
-
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
 
     def fit(self, events: pl.DataFrame) -> "PurchaseIntentModel":
         """Fit on canonical events (session_id, item_id, event_type, timestamp).
@@ -151,9 +150,9 @@ class PurchaseIntentModel:
         from shopml.training import IndexBatches, TrainConfig, train
 
         inputs = events.filter(~pl.col("event_type").is_in(["purchase", "return"]))
-        self.items_ = ItemIndex(inputs["item_id"].cast(pl.Utf8).unique(maintain_order=True).to_list())
+        self.items_ = IdMap(inputs["item_id"].cast(pl.Utf8).unique(maintain_order=True).to_list())
         cats = inputs["category"].drop_nulls().cast(pl.Utf8).unique(maintain_order=True) if "category" in inputs.columns else []
-        self.categories_ = ItemIndex(list(cats))
+        self.categories_ = IdMap(list(cats))
         x = session_tensors(events, self.items_, categories=self.categories_)
         if x.labels.numel() == 0:
             raise DataError("no sessions to train on")
@@ -203,15 +202,14 @@ class PurchaseIntentModel:
         return loss
 
     def _net(self) -> WideDeepIntentNet:
-        return WideDeepIntentNet(self.items_.n_items, self.categories_.n_items, dim=self.dim)
+        return WideDeepIntentNet(len(self.items_), len(self.categories_), dim=self.dim)
 
     def predict_proba(self, events: pl.DataFrame) -> dict:
         """``{"session_id": [...], "p_purchase": [...], "fallback": [None | "base_rate"]}``.
 
         A session without a known non-purchase event gets the training base rate, flagged.
         """
-        if not hasattr(self, "net_"):
-            raise NotFittedError("PurchaseIntentModel is not fitted; call fit() first")
+        self._check_fitted()
         x = session_tensors(events, self.items_, categories=self.categories_)
         with torch.no_grad():
             p = torch.sigmoid(self.net_(*x.inputs())[1]).numpy() if len(x.session_ids) else np.zeros(0)
@@ -219,22 +217,16 @@ class PurchaseIntentModel:
         p = np.where(empty, self.base_rate_, p)
         return {"session_id": x.session_ids, "p_purchase": p.tolist(), "fallback": ["base_rate" if e else None for e in empty]}
 
-    def save(self, path) -> None:
-        if not hasattr(self, "net_"):
-            raise NotFittedError("PurchaseIntentModel is not fitted; call fit() first")
-        meta = {"items": self.items_.ids, "categories": self.categories_.ids, "base_rate": self.base_rate_}
-        write_model_dir(path, kind=KIND, params=self.get_params(), tensors=self.net_.state_dict(), meta=meta)
+    def _artifact(self):
+        meta = {"items": self.items_.to_list(), "categories": self.categories_.to_list(), "base_rate": self.base_rate_}
+        return {}, dict(self.net_.state_dict()), meta
 
-    @classmethod
-    def load(cls, path) -> "PurchaseIntentModel":
-        md = read_model_dir(Path(path), kind=KIND)
-        self = cls(**md.params)
-        self.items_, self.base_rate_ = ItemIndex(md.meta["items"]), md.meta["base_rate"]
-        self.categories_ = ItemIndex(md.meta["categories"])
+    def _from_artifact(self, md) -> None:
+        self.items_, self.base_rate_ = IdMap(md.meta["items"]), md.meta["base_rate"]
+        self.categories_ = IdMap(md.meta["categories"])
         self.net_ = self._net()
         self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()})
         self.net_.eval()
-        return self
 
 
 def simulator_intent_benchmark(n_users: int = 5000, seed: int = 0, **params) -> dict:

@@ -22,8 +22,8 @@ import polars as pl
 import torch
 from torch import nn
 
-from shopml.artifacts import read_model_dir, write_model_dir
 from shopml.errors import DataError, NotFittedError
+from shopml.estimator import Estimator
 from shopml.intent.nets import IntentMLP
 from shopml.training import IndexBatches, TrainConfig, train
 
@@ -98,7 +98,7 @@ def _inner_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
-class IntentClassifier:
+class IntentClassifier(Estimator):
     """Ensemble of ``n_models`` MLPs (different seeds and inner splits) for P(purchase).
 
     Args: hidden, dropout, epochs, lr, weight_decay, batch_size, patience, n_models,
@@ -110,6 +110,8 @@ class IntentClassifier:
         >>> IntentClassifier(n_models=3).n_models
         3
     """
+
+    kind = KIND
 
     def __init__(self, *, hidden: int = 64, dropout: float = 0.3, epochs: int = 60, lr: float = 2e-3,
                  weight_decay: float = 1e-4, batch_size: int = 256, patience: int = 8, n_models: int = 5,
@@ -144,28 +146,17 @@ class IntentClassifier:
 
     def predict_proba(self, X: pl.DataFrame) -> np.ndarray:
         """P(purchase) per row: the mean of the members' probabilities."""
-        if not hasattr(self, "nets_"):
-            raise NotFittedError("IntentClassifier is not fitted; call fit() first")
+        self._check_fitted()
         Z = torch.from_numpy(self.encoder_.transform(X))
         with torch.no_grad():
             return np.mean([torch.sigmoid(n(Z)).numpy() for n in self.nets_], 0)
 
-    def save(self, path) -> None:
-        """Write a model folder (JSON + safetensors)."""
-        if not hasattr(self, "nets_"):
-            raise NotFittedError("IntentClassifier is not fitted; call fit() first")
-        params = {k: getattr(self, k) for k in ("hidden", "dropout", "epochs", "lr", "weight_decay",
-                                                 "batch_size", "patience", "n_models", "val_fraction", "seed")}
+    def _artifact(self):
         tensors = {f"m{i}.{k}": v for i, n in enumerate(self.nets_) for k, v in n.state_dict().items()}
         tensors.update({"enc.mean": self.encoder_.mean_, "enc.std": self.encoder_.std_})
-        write_model_dir(path, kind=KIND, params=params, tensors=tensors,
-                        meta={"vocab": self.encoder_.vocab_, "n_in": int(self.nets_[0].net[0].in_features)})
+        return {}, tensors, {"vocab": self.encoder_.vocab_, "n_in": int(self.nets_[0].net[0].in_features)}
 
-    @classmethod
-    def load(cls, path) -> "IntentClassifier":
-        """Load a folder written by :meth:`save`."""
-        md = read_model_dir(path, kind=KIND)
-        self = cls(**md.params)
+    def _from_artifact(self, md) -> None:
         self.encoder_ = TabularEncoder()
         self.encoder_.mean_, self.encoder_.std_ = md.tensors["enc.mean"], md.tensors["enc.std"]
         self.encoder_.vocab_ = md.meta["vocab"]
@@ -176,7 +167,6 @@ class IntentClassifier:
             net.load_state_dict({k[len(pre):]: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()
                                  if k.startswith(pre)})
             self.nets_.append(net.eval())
-        return self
 
 
 def _raw_codes(X: pl.DataFrame) -> np.ndarray:

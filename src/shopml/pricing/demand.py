@@ -20,22 +20,25 @@ import numpy as np
 import polars as pl
 import torch
 
-from shopml.errors import DataError, NotFittedError
+from shopml.errors import DataError
+from shopml.estimator import Estimator
 from shopml.pricing.nets import MonotoneDemandNet
 from shopml.training import IndexBatches, TrainConfig, train
 
-__all__ = ["NeuralDemand", "save_demand", "load_demand"]
+__all__ = ["NeuralDemand"]
 
 _EVAL_BATCH = 65536
 
 
-class NeuralDemand:
+class NeuralDemand(Estimator):
     """Units sold as a function of own price and context, monotone in price, with intervals.
 
     ``categorical``: columns embedded (item/brand, store, week...); ``numeric``: columns
     standardized (promotion flag, log competitor price, demographics...). ``item``: the
     column that :meth:`elasticity_curve` indexes. ``y`` is log units when ``y_is_log``.
     """
+
+    kind = "pricing.neural_demand"
 
     def __init__(self, *, price="price", y="log_units", y_is_log=True, categorical=("item",), numeric=(),
                  item="item", n_members=5, bootstrap=True, epochs=20, batch_size=1024, lr=3e-3,
@@ -142,11 +145,6 @@ class NeuralDemand:
         self.ref_cats_, self.ref_nums_ = cats[rows], nums[rows]
         self.ref_item_ = data[self.item].cast(pl.Utf8).to_numpy()[rows.numpy()].astype(str)
 
-    def _require_fit(self) -> None:
-        if not hasattr(self, "members_"):
-            raise NotFittedError("NeuralDemand is not fitted: call fit(data) first")
-
-    # ---------------------------------------------------------------- prediction
     def _log_members(self, cats, nums, s) -> np.ndarray:
         out = np.empty((len(self.members_), len(s)), dtype=np.float64)
         with torch.no_grad():
@@ -158,7 +156,7 @@ class NeuralDemand:
 
     def predict_members(self, data: pl.DataFrame, price=None) -> np.ndarray:
         """Expected units per ensemble member, shape [n_members, n_rows]."""
-        self._require_fit()
+        self._check_fitted()
         self._check(data, need_y=False)
         return np.exp(self._log_members(*self._encode(data, price)) + 0.5 * self.sigma2_)
 
@@ -179,7 +177,7 @@ class NeuralDemand:
 
     def elasticity(self, data: pl.DataFrame, price=None) -> np.ndarray:
         """d log q / d log p per member and row (autograd), shape [n_members, n_rows]."""
-        self._require_fit()
+        self._check_fitted()
         self._check(data, need_y=False)
         return self._elasticity_members(*self._encode(data, price))
 
@@ -197,7 +195,7 @@ class NeuralDemand:
     def curve(self, context: pl.DataFrame, prices) -> np.ndarray:
         """Units [n_members, n_prices] at each candidate price, averaged over the context rows
         (e.g. one item x store over its recent weeks). Used by the optimizer."""
-        self._require_fit()
+        self._check_fitted()
         self._check(context, need_y=False)
         prices = np.asarray(prices, dtype=float)
         cats, nums = self._encoded_context(context)
@@ -220,7 +218,7 @@ class NeuralDemand:
     def elasticity_curve(self, item, prices) -> dict:
         """Elasticity and units of ``item`` over ``prices`` (plain arrays, for plots): mean and
         5-95% band across members, averaged over the item's reference context rows."""
-        self._require_fit()
+        self._check_fitted()
         rows = np.flatnonzero(self.ref_item_ == str(item))
         if len(rows) == 0:
             raise DataError(f"unknown item {item!r}", column=self.item)
@@ -234,61 +232,34 @@ class NeuralDemand:
                 "elasticity_high": np.quantile(e, 0.95, 0), "units": q.mean(0), "units_low": np.quantile(q, 0.05, 0),
                 "units_high": np.quantile(q, 0.95, 0)}
 
-    def save(self, path) -> None:
-        """Write the fitted ensemble to a model folder (JSON + safetensors)."""
-        save_demand(self, path)
+    def _artifact(self):
+        tensors = {f"m{k}.{name}": t.detach().numpy() for k, net in enumerate(self.members_)
+                   for name, t in net.state_dict().items()}
+        tensors.update(ref_cats=self.ref_cats_.numpy(), ref_nums=self.ref_nums_.numpy(),
+                       num_mean=np.asarray(self.num_mean_, dtype=float), num_std=np.asarray(self.num_std_, dtype=float))
+        params = {k: list(v) for k, v in self.get_params(deep=False).items() if isinstance(v, tuple)}
+        meta = {"vocab": self.vocab_, "ref_item": self.ref_item_.tolist(), "price_mu": self.price_mu_,
+                "price_sd": self.price_sd_, "sigma2": self.sigma2_, "holdout_rmse": self.holdout_rmse_,
+                "n_members": len(self.members_)}
+        return params, tensors, meta
 
-    @classmethod
-    def load(cls, path) -> "NeuralDemand":
-        """Read a model folder written by :meth:`save`."""
-        return load_demand(path)
+    def _from_artifact(self, md) -> None:
+        self.vocab_ = md.meta["vocab"]
+        self.price_mu_, self.price_sd_ = md.meta["price_mu"], md.meta["price_sd"]
+        self.sigma2_, self.holdout_rmse_ = md.meta["sigma2"], md.meta["holdout_rmse"]
+        self.num_mean_, self.num_std_ = md.tensors["num_mean"], md.tensors["num_std"]
+        self.ref_cats_ = torch.tensor(md.tensors["ref_cats"], dtype=torch.long)
+        self.ref_nums_ = torch.tensor(md.tensors["ref_nums"], dtype=torch.float32)
+        self.ref_item_ = np.array(md.meta["ref_item"], dtype=str)
+        self.members_ = []
+        for k in range(md.meta["n_members"]):
+            net = self._new_net()
+            prefix = f"m{k}."
+            net.load_state_dict({n[len(prefix):]: torch.tensor(v) for n, v in md.tensors.items() if n.startswith(prefix)})
+            net.eval()
+            self.members_.append(net)
 
 
 def _mse_loss(model, batch) -> torch.Tensor:
     cats, nums, s, y = batch
     return torch.nn.functional.mse_loss(model(cats, nums, s), y)
-
-
-_KIND = "pricing.neural_demand"
-_PARAMS = ["price", "y", "y_is_log", "categorical", "numeric", "item", "n_members", "bootstrap", "epochs",
-           "batch_size", "lr", "weight_decay", "dim", "hidden", "price_units", "patience", "seed", "threads",
-           "progress"]
-
-
-def save_demand(model: NeuralDemand, path) -> None:
-    """Save a fitted :class:`NeuralDemand` as model.json + safetensors (no pickle)."""
-    from shopml.artifacts import write_model_dir
-
-    model._require_fit()
-    tensors = {f"m{k}.{name}": t.detach().numpy() for k, net in enumerate(model.members_)
-               for name, t in net.state_dict().items()}
-    tensors.update(ref_cats=model.ref_cats_.numpy(), ref_nums=model.ref_nums_.numpy(),
-                   num_mean=np.asarray(model.num_mean_, dtype=float), num_std=np.asarray(model.num_std_, dtype=float))
-    params = {k: (list(v) if isinstance(v, tuple) else v) for k in _PARAMS for v in [getattr(model, k)]}
-    meta = {"vocab": model.vocab_, "ref_item": model.ref_item_.tolist(), "price_mu": model.price_mu_,
-            "price_sd": model.price_sd_, "sigma2": model.sigma2_, "holdout_rmse": model.holdout_rmse_,
-            "n_members": len(model.members_)}
-    write_model_dir(path, kind=_KIND, params=params, tensors=tensors, meta=meta)
-
-
-def load_demand(path) -> NeuralDemand:
-    """Load a model written by :func:`save_demand`."""
-    from shopml.artifacts import read_model_dir
-
-    md = read_model_dir(path, kind=_KIND)
-    model = NeuralDemand(**md.params)
-    model.vocab_ = md.meta["vocab"]
-    model.price_mu_, model.price_sd_ = md.meta["price_mu"], md.meta["price_sd"]
-    model.sigma2_, model.holdout_rmse_ = md.meta["sigma2"], md.meta["holdout_rmse"]
-    model.num_mean_, model.num_std_ = md.tensors["num_mean"], md.tensors["num_std"]
-    model.ref_cats_ = torch.tensor(md.tensors["ref_cats"], dtype=torch.long)
-    model.ref_nums_ = torch.tensor(md.tensors["ref_nums"], dtype=torch.float32)
-    model.ref_item_ = np.array(md.meta["ref_item"], dtype=str)
-    model.members_ = []
-    for k in range(md.meta["n_members"]):
-        net = model._new_net()
-        prefix = f"m{k}."
-        net.load_state_dict({n[len(prefix):]: torch.tensor(v) for n, v in md.tensors.items() if n.startswith(prefix)})
-        net.eval()
-        model.members_.append(net)
-    return model

@@ -19,13 +19,15 @@ import numpy as np
 import polars as pl
 from scipy.stats import norm
 
-from shopml.errors import NotFittedError
+from shopml.estimator import Estimator
 
 __all__ = ["LogLinearDemand"]
 
 
-class LogLinearDemand:
+class LogLinearDemand(Estimator):
     """Demand model with one (pooled or per-key) elasticity; ``curve`` as NeuralDemand's."""
+
+    kind = "pricing.loglinear_demand"
 
     def __init__(self, *, elasticity: float, se: float = 0.0, keys=("item",), price="price", y="log_units",
                  n_members: int = 21):
@@ -46,9 +48,19 @@ class LogLinearDemand:
 
     def curve(self, context: pl.DataFrame, prices) -> np.ndarray:
         """Units [n_members, n_prices] for the key of ``context``'s first row."""
-        if not hasattr(self, "betas_"):
-            raise NotFittedError("LogLinearDemand is not fitted")
+        self._check_fitted()
         key = tuple(str(context[k][0]) for k in self.keys)
         a = self.intercepts_.get(key, self.default_intercept_)
         lp = np.log(np.asarray(prices, dtype=float))
         return np.exp(a + self.betas_[:, None] * lp[None, :] + 0.5 * self.sigma2_)
+
+    def _artifact(self):
+        params = {"keys": list(self.keys)}
+        meta = {"intercepts": [[list(k), v] for k, v in self.intercepts_.items()], "sigma2": self.sigma2_,
+                "default_intercept": self.default_intercept_}
+        return params, {"betas": np.asarray(self.betas_, dtype=np.float64)}, meta
+
+    def _from_artifact(self, md) -> None:
+        self.intercepts_ = {tuple(k): v for k, v in md.meta["intercepts"]}
+        self.sigma2_, self.default_intercept_ = md.meta["sigma2"], md.meta["default_intercept"]
+        self.betas_ = np.asarray(md.tensors["betas"])

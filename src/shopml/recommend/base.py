@@ -1,12 +1,14 @@
-"""The one base of every recommender: id maps, known-user histories, ``recommend``, occlusion
-explanations, and ``save``/``load`` through :mod:`shopml.artifacts` (JSON + safetensors).
+"""The one next-item base of every recommender and session model: id maps, known-user
+histories, ``recommend``/``predict``, occlusion explanations, popularity fallback, and
+``save``/``load`` (:class:`shopml.estimator.Estimator`).
 
 A subclass implements four hooks on 1-based item indices:
 
 * ``_fit_indices(indptr, items, valid_targets)``: learn from CSR histories;
 * ``_score(hist, users) -> Tensor[B, n_items + 1]``: scores after left-padded histories
   ``[B, L]`` for user rows ``users`` (0 = unknown user); column 0 is padding;
-* ``_state() -> (params, tensors)`` and ``_restore(tensors)`` for persistence.
+* ``_state() -> (params, tensors)`` and ``_restore(params, tensors)`` for persistence (the
+  folder itself is :class:`shopml.estimator.Estimator`'s ``save``/``load``).
 
 Example:
     >>> from shopml.recommend.baselines import MostPopular
@@ -17,79 +19,23 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.errors import ConfigError, DataError, NotFittedError
+from shopml.data.sequences import Sequences, pad_left, sequences_from_lists
+from shopml.errors import ConfigError, DataError
+from shopml.estimator import Estimator
 
-__all__ = ["SequentialRecommender", "pad_left", "append_targets", "sequences_from_lists", "CSR"]
-
-
-@dataclass
-class CSR:
-    """Minimal stand-in for :class:`shopml.data.sequences.Sequences` (same attribute names)."""
-
-    indptr: np.ndarray
-    items: np.ndarray
-    user_ids: list[str]
-    item_ids: list[str]
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def n_users(self) -> int:
-        return len(self.indptr) - 1
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
+__all__ = ["SequentialRecommender", "padded_rows", "append_targets", "sequences_from_lists"]
 
 
-def sequences_from_lists(histories: Sequence[Sequence], user_ids: Sequence[str] | None = None) -> CSR:
-    """CSR sequences from per-user lists of raw item ids (index 0 = padding, items 1..n in
-    first-seen order). Used by tests and by request-time histories.
-
-    Example:
-        >>> s = sequences_from_lists([["x", "y"], ["y"]])
-        >>> s.indptr.tolist(), s.items.tolist(), s.item_ids
-        ([0, 2, 3], [1, 2, 2], ['x', 'y'])
-    """
-    index: dict[str, int] = {}
-    flat = [index.setdefault(str(i), len(index) + 1) for h in histories for i in h]
-    indptr = np.zeros(len(histories) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(h) for h in histories])
-    users = list(user_ids) if user_ids is not None else [f"u{i}" for i in range(len(histories))]
-    return CSR(indptr, np.asarray(flat, dtype=np.int64), users, list(index))
-
-
-def item_ids_of(seqs) -> list[str]:
-    """Raw item ids for indices 1..n of a Sequences-like object."""
-    if hasattr(seqs, "item_ids"):
-        return [str(x) for x in seqs.item_ids]
-    ids = [str(x) for x in seqs.item_map.to_list()]
-    return ids[1:] if len(ids) == seqs.n_items + 1 else ids
-
-
-def pad_left(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: int) -> torch.Tensor:
-    """The last ``width`` items of each row, left-padded with 0, as ``LongTensor[len(rows), width]``.
-
-    Example:
-        >>> pad_left(np.array([0, 3, 4]), np.array([5, 6, 7, 8]), np.array([0, 1]), 2).tolist()
-        [[6, 7], [0, 8]]
-    """
+def padded_rows(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: int) -> torch.Tensor:
+    """Rows ``rows`` of CSR histories, their last ``width`` items left-padded
+    (:func:`shopml.data.sequences.pad_left`), as a ``LongTensor``."""
     rows = np.asarray(rows, dtype=np.int64)
-    ends = indptr[rows + 1]
-    lens = np.minimum(ends - indptr[rows], width)
-    cols = np.arange(width)[None, :]
-    src = ends[:, None] - width + cols  # position in `items` of each cell
-    valid = cols >= (width - lens)[:, None]
-    out = np.where(valid, items[np.clip(src, 0, max(len(items) - 1, 0))] if len(items) else 0, 0)
-    return torch.from_numpy(out.astype(np.int64))
+    return torch.from_numpy(pad_left(items, indptr[rows], indptr[rows + 1], width))
 
 
 def append_targets(indptr: np.ndarray, items: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,59 +60,67 @@ def append_targets(indptr: np.ndarray, items: np.ndarray, targets: np.ndarray) -
     return new_ptr, out
 
 
-class SequentialRecommender:
+class SequentialRecommender(Estimator):
     """Base estimator: subclasses set ``kind`` and implement the hooks in the module docstring."""
 
     kind = "base"
-
-    # ------------------------------------------------------------------ sklearn plumbing
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
-    def set_params(self, **params) -> "SequentialRecommender":
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "item_ids_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(sequences) first")
+    #: Known users are served by id from the histories kept at fit (a user recommender);
+    #: a session model keeps none.
+    serves_known_users = True
+    #: What ``recommend(exclude_seen=None)`` does: a shop does not re-recommend what a user
+    #: has, while a session's next click is often an item it already viewed.
+    exclude_seen_default = True
+    #: Histories with no known item (and rows whose scores are not finite) get the training
+    #: popularity instead of the model's scores.
+    popularity_fallback = False
 
     # ------------------------------------------------------------------ fit
     def fit(self, sequences, valid_targets: np.ndarray | None = None, *, item_categories: dict | None = None):
-        """Learn from chronological per-user sequences (a ``Sequences``); with ``valid_targets``
-        (one item index per user, 0 = none) neural models early-stop on validation NDCG@10.
-        ``item_categories`` (raw item id -> category) enables the ``category`` filter."""
+        """Learn from chronological histories: a :class:`~shopml.data.sequences.Sequences`, or
+        lists of raw item ids (sessions; indexed by :func:`sequences_from_lists`). With
+        ``valid_targets`` (one item index per row, 0 = none) neural models early-stop on
+        validation NDCG@10. ``item_categories`` (raw item id -> category) enables the
+        ``category`` filter. Returns self."""
+        self._check_params()
+        if not isinstance(sequences, Sequences):
+            sequences = sequences_from_lists(list(sequences))
         indptr = np.asarray(sequences.indptr, dtype=np.int64)
         items = np.asarray(sequences.items, dtype=np.int64)
         if len(items) == 0:
             raise DataError("no events to fit on")
-        self.item_ids_ = item_ids_of(sequences)
+        self.item_ids_ = sequences.item_map.to_list()
         self.n_items_ = len(self.item_ids_)
         if items.max() > self.n_items_ or items.min() < 1:
             raise DataError("item indices must be 1..n_items")
-        self.user_ids_ = [str(u) for u in sequences.user_ids]
-        self.hist_indptr_, self.hist_items_ = indptr, items
+        self.pop_ = np.bincount(items, minlength=self.n_items_ + 1).astype(np.float64)
+        self.pop_[0] = 0.0
         cats = item_categories or {}
         self.item_categories_ = [str(cats.get(i, "")) for i in self.item_ids_]
-        self._build_lookups()
+        self._keep_histories(sequences)
         self.fit_info_ = self._fit_indices(indptr, items, None if valid_targets is None else np.asarray(valid_targets))
         return self
+
+    def _keep_histories(self, sequences) -> None:
+        """Known users and their histories, served by user id; session models keep none
+        (a session is over once it is in the training data)."""
+        if self.serves_known_users:
+            self.user_ids_ = [str(u) for u in sequences.user_ids]
+            self.hist_indptr_ = np.asarray(sequences.indptr, dtype=np.int64)
+            self.hist_items_ = np.asarray(sequences.items, dtype=np.int64)
+        else:
+            self.user_ids_, self.hist_indptr_, self.hist_items_ = [], np.zeros(1, np.int64), np.zeros(0, np.int64)
+        self._build_lookups()
+
+    def _check_params(self) -> None:
+        """Check the constructor arguments before any work (subclasses override)."""
 
     def set_histories(self, sequences) -> "SequentialRecommender":
         """Replace the stored known-user histories (same item map), e.g. with train + validation
         item after early stopping, so known users are served with their latest items."""
         self._check_fitted()
-        if item_ids_of(sequences) != self.item_ids_:
+        if sequences.item_map.to_list() != self.item_ids_:
             raise DataError("set_histories needs sequences with the model's item map")
-        self.user_ids_ = [str(u) for u in sequences.user_ids]
-        self.hist_indptr_ = np.asarray(sequences.indptr, dtype=np.int64)
-        self.hist_items_ = np.asarray(sequences.items, dtype=np.int64)
-        self._build_lookups()
+        self._keep_histories(sequences)
         return self
 
     def _build_lookups(self) -> None:
@@ -183,7 +137,20 @@ class SequentialRecommender:
         with torch.no_grad():
             s = self._score(hist.long(), users.long()).float()
         s[:, 0] = float("-inf")
+        if self.popularity_fallback:
+            fb = self._fallback_rows(hist, s)
+            if fb.any():
+                s[fb] = self._popularity_row()
         return s
+
+    def _fallback_rows(self, hist: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Rows answered by popularity: no known item, or scores that are not finite."""
+        return ~(hist > 0).any(dim=1) | ~torch.isfinite(scores[:, 1:]).all(dim=1)
+
+    def _popularity_row(self) -> torch.Tensor:
+        row = torch.as_tensor(self.pop_, dtype=torch.float32).clone()
+        row[0] = float("-inf")
+        return row
 
     def _resolve(self, histories) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
         """Padded histories, user rows and index arrays for a mix of known user ids and raw
@@ -209,7 +176,7 @@ class SequentialRecommender:
         indptr[1:] = np.cumsum(lens)
         flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         width = max(max(lens, default=1), 1)
-        return pad_left(indptr, flat, np.arange(len(rows)), width), torch.tensor(users), rows
+        return padded_rows(indptr, flat, np.arange(len(rows)), width), torch.tensor(users), rows
 
     def _filter_mask(self, candidates, category) -> torch.Tensor | None:
         """True for items that may be recommended, or None for all."""
@@ -223,11 +190,13 @@ class SequentialRecommender:
             allowed = cat if allowed is None else allowed & cat
         return allowed
 
-    def recommend(self, histories, k: int = 10, exclude_seen: bool = True, candidates=None, *,
+    def recommend(self, histories, k: int = 10, exclude_seen: bool | None = None, candidates=None, *,
                   category: str | None = None, explain: bool = False) -> list[list[dict]]:
         """Top-``k`` items for each history: a known (pseudonymized) user id, or a list of raw item
         ids given at request time. Returns per history a list of ``{"item_id", "score"}`` dicts,
-        plus ``"because"`` (history items whose removal lowers the score most) when ``explain``.
+        plus ``"because"`` (history items whose removal lowers the score most) when ``explain``,
+        and ``"fallback": "popularity"`` when the history had no known item (session models).
+        ``exclude_seen`` None takes the model's default (``exclude_seen_default``).
 
         Example:
             >>> from shopml.recommend.baselines import Markov
@@ -238,8 +207,10 @@ class SequentialRecommender:
         self._check_fitted()
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
+        exclude_seen = self.exclude_seen_default if exclude_seen is None else exclude_seen
         hist, users, rows = self._resolve(histories)
         scores = self.score_batch(hist, users)
+        fallback = ~(hist > 0).any(dim=1) if self.popularity_fallback else torch.zeros(len(rows), dtype=torch.bool)
         allowed = self._filter_mask(candidates, category)
         if allowed is not None:
             scores[:, ~allowed] = float("-inf")
@@ -250,11 +221,16 @@ class SequentialRecommender:
         out = []
         for b in range(len(rows)):
             keep = torch.isfinite(top_s[b])
-            out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(s)}
+            extra = {"fallback": "popularity"} if fallback[b] else {}
+            out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(s), **extra}
                         for i, s in zip(top_i[b][keep], top_s[b][keep])])
         if explain:
             self._explain(out, rows, users, top_i)
         return out
+
+    def predict(self, histories, k: int = 10, **options) -> list[list[str]]:
+        """Top-``k`` item ids per history (see :meth:`recommend`)."""
+        return [[r["item_id"] for r in recs] for recs in self.recommend(histories, k, **options)]
 
     def _explain(self, out: list[list[dict]], rows, users, top_i) -> None:
         """Occlusion: for every history item, the drop in each recommended item's score when
@@ -269,7 +245,7 @@ class SequentialRecommender:
             variants = [hist] + [hist[keep[j]] for j in range(n)]
             indptr = np.zeros(n + 2, dtype=np.int64)
             indptr[1:] = np.cumsum([len(v) for v in variants])
-            padded = pad_left(indptr, np.concatenate(variants), np.arange(n + 1), max(n, 1))
+            padded = padded_rows(indptr, np.concatenate(variants), np.arange(n + 1), max(n, 1))
             s = self.score_batch(padded, users[b].repeat(n + 1))
             rec = top_i[b][: len(out[b])]
             drop = (s[:1, rec] - s[1:, rec]).T  # [k, n]
@@ -279,29 +255,26 @@ class SequentialRecommender:
                                 for j in order.tolist()]
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> None:
-        """Write the fitted model to a folder (model.json + tensors.safetensors; no pickle)."""
-        self._check_fitted()
+    def _artifact(self) -> tuple[dict, dict, dict]:
         params, tensors = self._state()
-        tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_}
+        tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_, "pop": self.pop_}
         meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_,
                 "item_categories": self.item_categories_, "fit_info": getattr(self, "fit_info_", {})}
-        write_model_dir(path, kind=self.kind, params={**self.get_params(), **params}, tensors=tensors, meta=meta)
+        return params, tensors, meta
 
-    @classmethod
-    def load(cls, path):
-        """Load a folder written by :meth:`save` (refuses other model kinds)."""
-        md = read_model_dir(path, kind=cls.kind)
-        names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        self = cls(**{k: v for k, v in md.params.items() if k in names})
+    def _from_artifact(self, md) -> None:
         self.item_ids_, self.user_ids_ = md.meta["item_ids"], md.meta["user_ids"]
         self.item_categories_ = md.meta.get("item_categories", [""] * len(self.item_ids_))
         self.fit_info_ = md.meta.get("fit_info", {})
         self.n_items_ = len(self.item_ids_)
         self.hist_indptr_, self.hist_items_ = md.tensors["hist_indptr"], md.tensors["hist_items"]
+        if "pop" in md.tensors:
+            self.pop_ = md.tensors["pop"]
+        else:  # folders saved before pop_ was stored
+            self.pop_ = np.bincount(self.hist_items_, minlength=self.n_items_ + 1).astype(np.float64)
+            self.pop_[0] = 0.0
         self._build_lookups()
         self._restore(md.params, md.tensors)
-        return self
 
     # ------------------------------------------------------------------ hooks
     def _fit_indices(self, indptr, items, valid_targets) -> dict:

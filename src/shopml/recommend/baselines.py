@@ -29,15 +29,19 @@ def _popularity(items: np.ndarray, n_items: int) -> np.ndarray:
     return counts
 
 
-def _csr_tensors(m: sp.csr_matrix, prefix: str) -> dict:
+def csr_tensors(m: sp.csr_matrix, prefix: str) -> dict:
+    """A sparse matrix as named arrays for a safetensors file (its shape included)."""
     m = m.tocsr()
     return {f"{prefix}_indptr": m.indptr.astype(np.int64), f"{prefix}_indices": m.indices.astype(np.int64),
-            f"{prefix}_data": m.data.astype(np.float32)}
+            f"{prefix}_data": m.data.astype(np.float32), f"{prefix}_shape": np.array(m.shape, dtype=np.int64)}
 
 
-def _csr_from(tensors: dict, prefix: str, n: int) -> sp.csr_matrix:
+def csr_from_tensors(tensors: dict, prefix: str, n: int | None = None) -> sp.csr_matrix:
+    """Inverse of :func:`csr_tensors`; ``n`` gives an ``n x n`` shape to folders saved
+    before the shape was stored."""
+    shape = tuple(int(v) for v in tensors[f"{prefix}_shape"]) if f"{prefix}_shape" in tensors else (n, n)
     return sp.csr_matrix((tensors[f"{prefix}_data"], tensors[f"{prefix}_indices"], tensors[f"{prefix}_indptr"]),
-                         shape=(n, n))
+                         shape=shape)
 
 
 class MostPopular(SequentialRecommender):
@@ -108,10 +112,10 @@ class ItemKNN(SequentialRecommender):
         return torch.from_numpy(s)
 
     def _state(self):
-        return {}, {**_csr_tensors(self.sim_, "sim"), "pop": self.pop_}
+        return {}, {**csr_tensors(self.sim_, "sim"), "pop": self.pop_}
 
     def _restore(self, params, tensors):
-        self.sim_ = _csr_from(tensors, "sim", self.n_items_ + 1)
+        self.sim_ = csr_from_tensors(tensors, "sim", self.n_items_ + 1)
         self.pop_ = tensors["pop"]
 
 
@@ -158,10 +162,10 @@ class Markov(SequentialRecommender):
         return torch.from_numpy(s)
 
     def _state(self):
-        return {}, {**_csr_tensors(self.trans_, "trans"), "pop": self.pop_}
+        return {}, {**csr_tensors(self.trans_, "trans"), "pop": self.pop_}
 
     def _restore(self, params, tensors):
-        self.trans_ = _csr_from(tensors, "trans", self.n_items_ + 1)
+        self.trans_ = csr_from_tensors(tensors, "trans", self.n_items_ + 1)
         self.pop_ = tensors["pop"]
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shopml.data.sequences import pad_left
 from shopml.errors import ConfigError
 from shopml.evaluation.protocols import evaluate
 from shopml.recommend.base import SequentialRecommender, append_targets
@@ -42,15 +43,6 @@ from shopml.recommend.nets import Caser, SASRec
 from shopml.training import IndexBatches, TrainConfig, train
 
 __all__ = ["SASRecRecommender", "CaserRecommender"]
-
-
-def pad_range(starts: np.ndarray, ends: np.ndarray, items: np.ndarray, width: int) -> torch.Tensor:
-    """``items[starts[r]:ends[r]]`` (its last ``width``) per row, left-padded with 0: ``[R, width]``."""
-    cols = np.arange(width)[None, :]
-    src = ends[:, None] - width + cols
-    valid = src >= starts[:, None]
-    out = np.where(valid, items[np.clip(src, 0, len(items) - 1)], 0)
-    return torch.from_numpy(out.astype(np.int64))
 
 
 class _NeuralRecommender(SequentialRecommender):
@@ -156,8 +148,8 @@ class SASRecRecommender(_NeuralRecommender):
         lens = np.diff(indptr)
         rows = np.flatnonzero(lens >= 2)
         starts, ends = indptr[rows], indptr[rows + 1]
-        inp = pad_range(starts, ends - 1, items, self.max_len)
-        tgt = pad_range(starts + 1, ends, items, self.max_len)
+        inp = torch.from_numpy(pad_left(items, starts, ends - 1, self.max_len))
+        tgt = torch.from_numpy(pad_left(items, starts + 1, ends, self.max_len))
         n = torch.from_numpy(np.minimum(lens[rows] - 1, self.max_len))
         return IndexBatches(inp, tgt, n, lengths=n)
 
@@ -213,7 +205,7 @@ class CaserRecommender(_NeuralRecommender):
         pos = np.arange(len(items)) - indptr[user]
         ev = np.flatnonzero(pos >= 1)
         starts = np.maximum(indptr[user[ev]], ev - self.L)
-        window = pad_range(starts, ev, items, self.L)
+        window = torch.from_numpy(pad_left(items, starts, ev, self.L))
         return IndexBatches(window, torch.from_numpy(user[ev] + 1), torch.from_numpy(items[ev]))
 
     def _loss(self, net, batch):

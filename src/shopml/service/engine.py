@@ -133,14 +133,16 @@ class Engine:
                         dwell_seconds: list[float] | None = None, k: int = 10) -> dict:
         """Next items of a session and the probability it ends in a purchase."""
         ranker = self._component("sessions", "session")
-        rec = ranker.recommend([items], k=k)[0]
-        known = getattr(ranker, "items_", None)
-        unknown = [i for i in items if known is not None and int(known.encode([i])[0]) == 0]
+        with warnings.catch_warnings():  # unknown items are reported in the answer instead
+            warnings.simplefilter("ignore")
+            rec = ranker.recommend([items], k=k)[0]
+        known = set(ranker.item_ids_)
+        unknown = [i for i in items if str(i) not in known]
         out = {
-            "next_items": [{"item_id": i, "score": float(s)} for i, s in zip(rec["items"], rec["scores"])],
+            "next_items": [{"item_id": r["item_id"], "score": round(r["score"], 6)} for r in rec],
             "purchase_probability": None,
             "purchase_fallback": None,
-            "fallback": rec.get("fallback"),
+            "fallback": rec[0].get("fallback") if rec else None,
             "unknown_items": unknown,
         }
         intent = self.run.components.get("intent")

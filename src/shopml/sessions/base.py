@@ -1,115 +1,69 @@
-"""What every next-click session model shares: popularity fallback, top-k, target ranks
-and Recall/MRR@K evaluation. A subclass implements ``_score_encoded(prefixes)`` on
-right-aligned index prefixes and returns (B, n_items + 1) scores, column 0 = padding.
+"""Session models on the one next-item base (:class:`shopml.recommend.base.SequentialRecommender`).
 
-Ranking convention (also for the baselines, so numbers compare): every training item is
-ranked; the rank of the target is 1 + #{other items with score >= the target's score}
-(ties count against the model); a target never seen in training has rank = inf (a miss).
+A session model is a next-item recommender that keeps no known users, does not exclude what the
+session already clicked (re-clicks are common), and answers a session with no known item by
+training popularity. A subclass implements ``_score_encoded(prefixes)`` on right-aligned
+index prefixes (its last ``max_len`` items) and returns ``(B, n_items + 1)`` scores.
+
+Ranking convention (the base's, so every model compares): every training item is ranked; the
+rank of the target is 1 + #{other items with score >= the target's score} (ties count against
+the model); a target never seen in training has rank = inf (a miss).
 
 Example:
     >>> from shopml.sessions.baselines import PopularityRecommender
-    >>> m = PopularityRecommender().fit([["a", "b"], ["b"]])
-    >>> m.recommend([[]], k=1)[0]
-    {'items': ['b'], 'scores': [2.0], 'fallback': 'popularity'}
+    >>> [r["item_id"] for r in PopularityRecommender().fit([["a", "b"], ["b"]]).recommend([[]], k=1)[0]]
+    ['b']
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from shopml.sessions.data import ItemIndex, pad_left
-from shopml.errors import NotFittedError
+from shopml.data.sequences import IdMap, encode_lists
+from shopml.evaluation.protocols import rank_targets as protocol_ranks
+from shopml.recommend.base import SequentialRecommender
 
-__all__ = ["SessionRankerBase", "popularity_counts"]
-
-
-def popularity_counts(indptr_items: np.ndarray, n_items: int) -> np.ndarray:
-    """Count of each item index (length n_items + 1; index 0 stays 0)."""
-    c = np.bincount(indptr_items, minlength=n_items + 1).astype(np.float64)
-    c[0] = 0.0
-    return c
+__all__ = ["SessionRankerBase"]
 
 
-class SessionRankerBase:
-    """Shared predict/evaluate for session models (see module docstring)."""
+class SessionRankerBase(SequentialRecommender):
+    """The base's session defaults plus Recall/MRR@K evaluation on (prefix, target) cases."""
 
-    max_len = 50  # prefixes longer than this keep their last ``max_len`` items at inference
+    serves_known_users = False
+    exclude_seen_default = False
+    popularity_fallback = True
+    max_len = 50  # prefixes longer than this keep their last ``max_len`` items
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "items_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+    def score_batch(self, hist: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        return super().score_batch(hist[:, -self.max_len:], users)
+
+    def _score(self, hist: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        return self._score_encoded(hist.numpy())
 
     def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def _scores_with_fallback(self, encoded: list[np.ndarray]) -> tuple[torch.Tensor, np.ndarray]:
-        """Scores (B, n+1) and a bool mask of rows answered by popularity: the prefix has
-        no known item, or the model's scores are not finite."""
-        known = np.array([len(e) > 0 for e in encoded], dtype=bool)
-        pop = torch.as_tensor(self.pop_, dtype=torch.float32)
-        pop_row = pop.clone()
-        pop_row[0] = -math.inf
-        scores = pop_row.expand(len(encoded), -1).clone()
-        if known.any():
-            rows = np.flatnonzero(known)
-            s = self._score_encoded(pad_left([encoded[i] for i in rows], self.max_len)).float()
-            ok = torch.isfinite(s[:, 1:]).all(dim=1).numpy()
-            scores[torch.from_numpy(rows[ok])] = s[torch.from_numpy(ok)]
-            known[rows[~ok]] = False
-        return scores, ~known
-
-    def _encode_prefixes(self, sessions: Sequence[Sequence]) -> list[np.ndarray]:
-        out = []
-        for s in sessions:
-            e = self.items_.encode(list(s))
-            out.append(e[e > 0])
-        return out
-
-    def recommend(self, sessions: Sequence[Sequence], k: int = 20) -> list[dict]:
-        """Top-``k`` next items for each session (raw ids, best first).
-
-        An empty session or one of unknown items only gets the most popular items with
-        ``fallback: "popularity"``; otherwise ``fallback`` is None.
-        """
-        self._check_fitted()
-        k = max(1, min(int(k), self.items_.n_items))
-        encoded = self._encode_prefixes(sessions)
-        scores, fb = self._scores_with_fallback(encoded)
-        top = torch.topk(scores, k, dim=1)
-        return [
-            {
-                "items": self.items_.decode(top.indices[i].tolist()),
-                "scores": [round(float(v), 6) for v in top.values[i]],
-                "fallback": "popularity" if fb[i] else None,
-            }
-            for i in range(len(encoded))
-        ]
-
-    def predict(self, sessions: Sequence[Sequence], k: int = 20) -> list[list[str]]:
-        """Top-``k`` next item ids per session (see :meth:`recommend`)."""
-        return [r["items"] for r in self.recommend(sessions, k)]
-
     def rank_targets(self, prefixes: Sequence[Sequence], targets: Sequence, batch_size: int = 1024) -> np.ndarray:
-        """Rank of each target among all training items (float; inf = unknown target)."""
+        """Rank of each target among all training items (float; inf = unknown target), under
+        the shared full-ranking protocol with nothing excluded (protocol B)."""
         self._check_fitted()
-        tgt = self.items_.encode(list(targets))
+        item_map = IdMap(self.item_ids_)
+        tgt = item_map.encode(list(targets))
+        indptr, items = encode_lists(item_map, prefixes)
+        # Batches of similar length: a GRU then runs few padding steps.
+        lengths = np.diff(indptr)
+        order = np.argsort(lengths, kind="stable")
+        sorted_ptr = np.concatenate([[0], np.cumsum(lengths[order])]).astype(np.int64)
+        flat = items[np.concatenate([np.arange(indptr[r], indptr[r + 1]) for r in order])] if len(items) else items
+        got = protocol_ranks(self.score_batch, sorted_ptr, flat, tgt[order], protocols=("B",),
+                             users=np.zeros(len(order), dtype=np.int64), batch_size=batch_size,
+                             n_items=self.n_items_)["B"]
         ranks = np.full(len(tgt), np.inf)
-        encoded = self._encode_prefixes(prefixes)
-        # Batches of similar length: the GRU then runs few padding steps.
-        order = np.argsort([len(e) for e in encoded], kind="stable")
-        with torch.no_grad():
-            for lo in range(0, len(tgt), batch_size):
-                rows = order[lo : lo + batch_size]
-                scores, _ = self._scores_with_fallback([encoded[i] for i in rows])
-                t = torch.from_numpy(tgt[rows])
-                ts = scores.gather(1, t.unsqueeze(1))
-                r = (scores >= ts).sum(dim=1).double().numpy()
-                ranks[rows] = np.where(tgt[rows] > 0, r, np.inf)
+        ranks[order[tgt[order] > 0]] = got  # targets unknown to training stay inf (a miss)
         return ranks
 
     def evaluate(self, prefixes: Sequence[Sequence], targets: Sequence, k: int = 20) -> dict:
@@ -124,11 +78,3 @@ class SessionRankerBase:
             "eval_seconds": round(time.perf_counter() - t0, 2),
         }
 
-
-def build_index(sessions: Sequence[Sequence]) -> tuple[ItemIndex, np.ndarray, np.ndarray]:
-    """Item index over ``sessions`` and their CSR encoding ``(index, indptr, items)``."""
-    from shopml.sessions.data import encode_sessions
-
-    index = ItemIndex.build(sessions)
-    indptr, items = encode_sessions(index, sessions)
-    return index, indptr, items

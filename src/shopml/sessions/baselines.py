@@ -1,10 +1,10 @@
-"""Session baselines, vectorized with sparse matrices: popularity, last-item transitions
-(first-order Markov) and V-SKNN (Ludewig & Jannach 2018, "Evaluation of session-based
-recommendation algorithms": session kNN whose query vector weights recent clicks more).
-
-All share :class:`SessionRankerBase` (fallback, ranking, Recall/MRR). Scores add a tiny
-popularity term, so items a model cannot tell apart are ordered by popularity instead of
-all tying (ties would count against the model).
+"""Session baselines: popularity and last-item transitions (first-order Markov) are the
+recommenders' own :class:`~shopml.recommend.baselines.MostPopular` and
+:class:`~shopml.recommend.baselines.Markov` with the session defaults of
+:class:`SessionRankerBase`; V-SKNN (Ludewig & Jannach 2018, "Evaluation of session-based
+recommendation algorithms": session kNN whose query vector weights recent clicks more) is
+vectorized with sparse matrices. Scores add a tiny popularity term, so items a model cannot tell
+apart are ordered by popularity instead of all tying (ties would count against the model).
 
 Example:
     >>> m = MarkovRecommender().fit([["a", "b"], ["a", "b"], ["a", "c"]])
@@ -14,17 +14,13 @@ Example:
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
-
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.sessions.base import SessionRankerBase, build_index, popularity_counts
-from shopml.sessions.data import ItemIndex
 from shopml.errors import ConfigError
+from shopml.recommend.baselines import Markov, MostPopular, csr_from_tensors, csr_tensors
+from shopml.sessions.base import SessionRankerBase
 
 __all__ = ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender", "VSKNN_YOOCHOOSE"]
 
@@ -36,56 +32,7 @@ __all__ = ["PopularityRecommender", "MarkovRecommender", "VSKNNRecommender", "VS
 VSKNN_YOOCHOOSE = dict(k=200, sample_size=2000)
 
 
-class _SparseBaseline(SessionRankerBase):
-    """fit = build index + popularity + model-specific sparse matrices; save/load as CSR."""
-
-    kind = "session-baseline"
-
-    def fit(self, sessions: Sequence[Sequence]):
-        """Fit on training sessions (sequences of raw item ids). Returns self."""
-        index, indptr, items = build_index(sessions)
-        if index.n_items == 0:
-            raise ConfigError("no items in the training sessions")
-        self.items_ = index
-        self.pop_ = popularity_counts(items, index.n_items)
-        self._fit_sparse(indptr, items)
-        return self
-
-    def _fit_sparse(self, indptr, items) -> None:
-        pass
-
-    def _tiebreak(self) -> np.ndarray:
-        return (self.pop_ / (self.pop_.max() + 1.0) * 1e-6).astype(np.float32)
-
-    def _matrices(self) -> dict[str, sp.csr_matrix]:
-        return {}
-
-    def save(self, path) -> None:
-        """Write a model folder (JSON + safetensors, no pickle)."""
-        self._check_fitted()
-        tensors = {"pop": self.pop_}
-        for name, m in self._matrices().items():
-            m = m.tocsr()
-            tensors.update({f"{name}.data": m.data, f"{name}.indices": m.indices, f"{name}.indptr": m.indptr})
-            tensors[f"{name}.shape"] = np.array(m.shape, dtype=np.int64)
-        params = {k: v for k, v in vars(self).items() if not k.endswith("_")}
-        write_model_dir(path, kind=self.kind, params=params, tensors=tensors, meta={"items": self.items_.ids})
-
-    @classmethod
-    def load(cls, path):
-        """Load a folder written by :meth:`save`."""
-        md = read_model_dir(Path(path), kind=cls.kind)
-        self = cls(**md.params)
-        self.items_, self.pop_ = ItemIndex(md.meta["items"]), md.tensors["pop"]
-        t = md.tensors
-        for name in {k.split(".")[0] for k in t if k.endswith(".shape")}:
-            shape = tuple(int(v) for v in t[f"{name}.shape"])
-            m = sp.csr_matrix((t[f"{name}.data"], t[f"{name}.indices"], t[f"{name}.indptr"]), shape=shape)
-            setattr(self, f"{name}_", m)
-        return self
-
-
-class PopularityRecommender(_SparseBaseline):
+class PopularityRecommender(MostPopular, SessionRankerBase):
     """Most clicked items in training, whatever the session.
 
     Example:
@@ -95,35 +42,14 @@ class PopularityRecommender(_SparseBaseline):
 
     kind = "session-pop"
 
-    def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
-        s = torch.as_tensor(self.pop_, dtype=torch.float32).expand(prefixes.shape[0], -1).clone()
-        s[:, 0] = -torch.inf
-        return s
 
-
-class MarkovRecommender(_SparseBaseline):
-    """Last-item transitions: score(j) = #(last item -> j) over consecutive training clicks."""
+class MarkovRecommender(Markov, SessionRankerBase):
+    """Last-item transitions: the most likely next item after the session's last click."""
 
     kind = "session-markov"
 
-    def _fit_sparse(self, indptr, items) -> None:
-        n = self.items_.n_items + 1
-        nxt = np.ones(len(items), dtype=bool)
-        nxt[indptr[1:-1] - 1] = False  # no pair across a session boundary
-        nxt[-1] = False
-        src = np.flatnonzero(nxt)
-        self.trans_ = sp.csr_matrix((np.ones(len(src), dtype=np.float32), (items[src], items[src + 1])), shape=(n, n))
 
-    def _matrices(self):
-        return {"trans": self.trans_}
-
-    def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
-        s = self.trans_[prefixes[:, -1]].toarray() + self._tiebreak()
-        s[:, 0] = -np.inf
-        return torch.from_numpy(s)
-
-
-class VSKNNRecommender(_SparseBaseline):
+class VSKNNRecommender(SessionRankerBase):
     """V-SKNN: the query session is a vector over items weighted linearly by recency
     (last click = 1, first of L clicks = 1/L). Candidate neighbours are the
     ``sample_size`` most recent training sessions sharing an item with the query (training
@@ -145,18 +71,27 @@ class VSKNNRecommender(_SparseBaseline):
     def __init__(self, k: int = 100, sample_size: int | None = 500, similarity: str = "cosine", chunk: int = 256):
         self.k, self.sample_size, self.similarity, self.chunk = k, sample_size, similarity, chunk
 
-    def _fit_sparse(self, indptr, items) -> None:
+    def _check_params(self) -> None:
         if self.similarity not in ("cosine", "overlap"):
             raise ConfigError(f"similarity must be 'cosine' or 'overlap', not {self.similarity!r}")
         if self.k < 1 or (self.sample_size is not None and self.sample_size < 1):
             raise ConfigError("k and sample_size must be >= 1")
+
+    def _fit_indices(self, indptr, items, valid_targets) -> dict:
         rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-        m = sp.csr_matrix((np.ones(len(items), dtype=np.float32), (rows, items)), shape=(len(indptr) - 1, self.items_.n_items + 1))
+        m = sp.csr_matrix((np.ones(len(items), dtype=np.float32), (rows, items)), shape=(len(indptr) - 1, self.n_items_ + 1))
         m.data[:] = 1.0  # repeated clicks count once
         self.sess_ = m
+        return {}
 
-    def _matrices(self):
-        return {"sess": self.sess_}
+    def _tiebreak(self) -> np.ndarray:
+        return (self.pop_ / (self.pop_.max() + 1.0) * 1e-6).astype(np.float32)
+
+    def _state(self):
+        return {}, csr_tensors(self.sess_, "sess")
+
+    def _restore(self, params, tensors):
+        self.sess_ = csr_from_tensors(tensors, "sess")
 
     def _query(self, prefixes: np.ndarray) -> sp.csr_matrix:
         B, L = prefixes.shape

@@ -1,11 +1,5 @@
-"""Session data plumbing shared by the session models: item index, file reader,
-session-parallel mini-batches and the shared negative sampler.
-
-Example:
-    >>> idx = ItemIndex.build([["a", "b"], ["b", "c"]])
-    >>> idx.n_items, idx.encode(["b", "zzz"]).tolist()
-    (3, [2, 0])
-"""
+"""GRU4Rec's training data: session-parallel mini-batches and the shared negative sampler
+(ids, CSR and padding are the data layer's: :mod:`shopml.data.sequences`)."""
 
 from __future__ import annotations
 
@@ -18,62 +12,12 @@ import numpy as np
 from shopml.errors import DataError
 
 __all__ = [
-    "ItemIndex",
     "read_sessions",
     "read_prefix_targets",
     "session_parallel_batches",
     "SessionBatch",
     "NegativeSampler",
-    "pad_left",
 ]
-
-
-class ItemIndex:
-    """Raw item id (string) <-> index. Index 0 is padding / unknown; items are 1..n.
-
-    Example:
-        >>> ItemIndex(["x", "y"]).decode([2, 1])
-        ['y', 'x']
-    """
-
-    def __init__(self, ids: Sequence[str]):
-        self.ids = [str(i) for i in ids]
-        self._pos = {s: k + 1 for k, s in enumerate(self.ids)}
-
-    @classmethod
-    def build(cls, sessions: Sequence[Sequence]) -> "ItemIndex":
-        """Index every item seen in ``sessions`` (order of first appearance)."""
-        seen: dict[str, None] = {}
-        for s in sessions:
-            for it in s:
-                seen.setdefault(str(it), None)
-        return cls(list(seen))
-
-    @property
-    def n_items(self) -> int:
-        return len(self.ids)
-
-    def encode(self, items: Sequence) -> np.ndarray:
-        """Indices of ``items``; unknown items map to 0."""
-        get = self._pos.get
-        return np.fromiter((get(str(i), 0) for i in items), dtype=np.int64, count=len(items))
-
-    def decode(self, idx: Sequence[int]) -> list[str]:
-        return [self.ids[int(i) - 1] for i in idx]
-
-
-def encode_sessions(index: ItemIndex, sessions: Sequence[Sequence]) -> tuple[np.ndarray, np.ndarray]:
-    """Encode sessions into CSR form ``(indptr, items)``; unknown items are dropped."""
-    lengths, chunks = [], []
-    for s in sessions:
-        e = index.encode(s)
-        e = e[e > 0]
-        chunks.append(e)
-        lengths.append(len(e))
-    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum(lengths)
-    items = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
-    return indptr, items
 
 
 def _parse_tokens(line: str, path: Path, row: int, column: str) -> list[str]:
@@ -221,28 +165,3 @@ class NegativeSampler:
         out = self._cache[self._ptr]
         self._ptr += 1
         return out
-
-
-def pad_left(seqs: Sequence[np.ndarray], max_len: int | None = None) -> np.ndarray:
-    """Right-align index sequences into a (B, L) matrix, 0 = padding. Only the last
-    ``max_len`` items of a longer sequence are kept.
-
-    Example:
-        >>> pad_left([np.array([1, 2]), np.array([3])]).tolist()
-        [[1, 2], [0, 3]]
-    """
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    L = int(lengths.max()) if len(lengths) else 0
-    if max_len is not None:
-        L = min(L, max_len)
-    out = np.zeros((len(seqs), max(L, 1)), dtype=np.int64)
-    if L == 0:
-        return out
-    flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
-    # position of each element counted from its sequence's end (0 = last)
-    ends = np.cumsum(lengths)
-    from_end = np.repeat(ends, lengths) - np.arange(len(flat)) - 1
-    rows = np.repeat(np.arange(len(seqs)), lengths)
-    keep = from_end < L
-    out[rows[keep], out.shape[1] - 1 - from_end[keep]] = flat[keep]
-    return out

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from shopml.artifacts import read_model_dir, write_model_dir
-from shopml.sessions.base import SessionRankerBase, build_index, popularity_counts
-from shopml.sessions.data import ItemIndex
+from shopml.sessions.base import SessionRankerBase
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import LOSSES, train_gru4rec
 from shopml.errors import ConfigError
@@ -48,7 +45,8 @@ DEFAULTS_YOOCHOOSE = dict(hidden=224, batch_size=80, n_sample=2048, sample_alpha
 
 
 class SessionRecommender(SessionRankerBase):
-    """GRU4Rec session recommender (scikit-learn style).
+    """GRU4Rec session recommender (scikit-learn style): ``fit(sessions)`` on lists of raw item
+    ids, then the next-item base's ``recommend``/``predict``/``evaluate``.
 
     Args:
         hidden: GRU size (= item embedding size; the embedding is tied).
@@ -99,10 +97,9 @@ class SessionRecommender(SessionRankerBase):
         self.epochs, self.average_from, self.average_every, self.time_budget = epochs, average_from, average_every, time_budget
         self.seed, self.threads = seed, threads
 
-    def get_params(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+    kind = KIND
 
-    def _validate(self) -> None:
+    def _check_params(self) -> None:
         if self.hidden < 1 or self.batch_size < 1 or self.epochs < 1 or self.n_sample < 0:
             raise ConfigError("hidden, batch_size and epochs must be >= 1 and n_sample >= 0")
         if not 0 <= self.dropout_hidden < 1 or not 0 <= self.dropout_embed < 1:
@@ -112,17 +109,13 @@ class SessionRecommender(SessionRankerBase):
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
 
-    def fit(self, sessions: Sequence[Sequence]) -> "SessionRecommender":
-        """Train on sessions: each a chronological sequence of raw item ids."""
-        self._validate()
+    def _fit_indices(self, indptr, items, valid_targets) -> dict:
+        if not (np.diff(indptr) >= 2).any():
+            raise ConfigError("training needs at least one session with 2 or more clicks")
         if self.threads:
             torch.set_num_threads(int(self.threads))
-        index, indptr, items = build_index(sessions)
-        if index.n_items == 0 or not (np.diff(indptr) >= 2).any():
-            raise ConfigError("training needs at least one session with 2 or more clicks")
         torch.manual_seed(self.seed)
-        net = GRU4RecNet(index.n_items, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
-        self.pop_ = popularity_counts(items, index.n_items)
+        net = GRU4RecNet(self.n_items_, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
         t0 = time.perf_counter()
         self.history_ = train_gru4rec(
             net, indptr, items, self.pop_,
@@ -132,33 +125,23 @@ class SessionRecommender(SessionRankerBase):
             average_every=self.average_every,
         )  # fmt: skip
         self.train_seconds_ = time.perf_counter() - t0
-        self.net_, self.items_ = net, index
-        return self
+        self.net_ = net
+        return {"history": self.history_, "train_seconds": self.train_seconds_}
 
     def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
         with torch.no_grad():
             return self.net_.score(self.net_.encode(torch.from_numpy(prefixes)))
 
-    def save(self, path) -> None:
-        """Write a model folder: params + item ids as JSON, weights as safetensors."""
-        self._check_fitted()
-        tensors = {k: v for k, v in self.net_.state_dict().items()}
-        tensors["pop"] = self.pop_
-        meta = {"items": self.items_.ids, "history": self.history_, "train_seconds": self.train_seconds_}
-        write_model_dir(path, kind=KIND, params=self.get_params(), tensors=tensors, meta=meta)
+    def _state(self) -> tuple[dict, dict]:
+        return {}, dict(self.net_.state_dict())
 
-    @classmethod
-    def load(cls, path) -> "SessionRecommender":
-        """Load a folder written by :meth:`save` (no pickle)."""
-        md = read_model_dir(Path(path), kind=KIND)
-        self = cls(**md.params)
-        self.items_ = ItemIndex(md.meta["items"])
-        self.pop_ = md.tensors.pop("pop")
-        self.history_, self.train_seconds_ = md.meta.get("history", {}), md.meta.get("train_seconds", 0.0)
-        net = GRU4RecNet(self.items_.n_items, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
-        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()})
+    def _restore(self, params: dict, tensors: dict) -> None:
+        self.history_ = self.fit_info_.get("history", {})
+        self.train_seconds_ = self.fit_info_.get("train_seconds", 0.0)
+        net = GRU4RecNet(self.n_items_, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
+        state = net.state_dict()
+        net.load_state_dict({k: torch.from_numpy(np.array(tensors[k])) for k in state})
         self.net_ = net.eval()
-        return self
 
 
 def session_model(name: str, **params):

@@ -96,7 +96,7 @@ def fit_sessions(events: pl.DataFrame, ctx: JobContext) -> JobResult:
                        curves={"gru4rec": _history_rows(getattr(gru, "history_", None))})
     result.extras = {"validation": vrows, "select_on": f"{SELECT} on the validation window",
                      "n_sessions": table.height,
-                     "samples": [{"session": " → ".join(map(str, q[-4:])), "next (top 3)": ", ".join(r["items"][:3])}
+                     "samples": [{"session": " → ".join(map(str, q[-4:])), "next (top 3)": ", ".join(x["item_id"] for x in r[:3])}
                                  for q, r in zip(prefixes[:5], served.recommend(prefixes[:5], k=3))]}
     _fit_intent(events, table, ctx, result, log)
     return result
