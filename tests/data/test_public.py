@@ -159,6 +159,21 @@ def test_online_shoppers_semicolon_and_bad_values(tmp_path):
         read_online_shoppers(write(tmp_path, "col.csv", header.replace("PageValues", "PV") + good))
 
 
+@pytest.mark.real_data
+def test_online_shoppers_semicolon_copy_of_the_real_file(tmp_path, real_file):
+    src = real_file("online-shoppers", "online_shoppers_intention.csv").read_text().splitlines()
+    p = tmp_path / "semi.csv"
+    p.write_text("\n".join(line.replace(",", ";") for line in src[:50]) + "\n")
+    X, y = read_online_shoppers(p)
+    assert X.height == 49
+    bad = tmp_path / "bad.csv"
+    rows = src[:5]
+    rows[3] = "x" + rows[3]
+    bad.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="row 4"):
+        read_online_shoppers(bad)
+
+
 def test_cdnow_bad_lines(tmp_path):
     ok = write(tmp_path, "c.txt", " 00001 19970101  1   11.77\n 00002 19970112  2   12.00\n")
     assert read_cdnow(ok)["cds"].to_list() == [1, 2]

@@ -303,7 +303,8 @@ def evaluate_holdout(model: CustomerForecaster, ids, day, holdout_end: int, n_bg
 
     Example (not run; CDNOW weeks 1-39 calibration, 40-78 holdout)::
 
-        ids, day, _, usd = read_cdnow_transactions("CDNOW_master.txt")
+        from shopml.data.public import read_cdnow
+        ids, day, usd, _ = transactions_to_days(read_cdnow("CDNOW_master.txt"))
         m = CustomerForecaster().fit_arrays(ids, day, usd, calibration_end=272)
         evaluate_holdout(m, ids, day, holdout_end=545)["rnn"]["curve_mae"]
     """

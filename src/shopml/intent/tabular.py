@@ -5,7 +5,7 @@ skewed counts/durations ``log1p``-ed and standardized, plus an explicit ``PageVa
 (PageValues is by far the strongest signal; the flag lets a small net use it as a gate). Each
 ensemble member early-stops on an inner stratified split of the training rows only.
 :func:`cross_validate_intent` runs it beside LightGBM and logistic regression on the *same*
-stratified folds.
+stratified folds. The UCI file is read by :func:`shopml.data.public.read_online_shoppers`.
 
 Example:
     >>> X, y = synthetic_intent(400, seed=0)
@@ -27,7 +27,7 @@ from shopml.errors import DataError, NotFittedError
 from shopml.intent.nets import IntentMLP
 from shopml.training import IndexBatches, TrainConfig, train
 
-__all__ = ["IntentClassifier", "IntentMLP", "TabularEncoder", "read_shoppers_csv", "cross_validate_intent",
+__all__ = ["IntentClassifier", "IntentMLP", "TabularEncoder", "cross_validate_intent",
            "synthetic_intent", "NUMERIC", "CATEGORICAL", "LOG_COLUMNS"]
 
 NUMERIC = ["Administrative", "Administrative_Duration", "Informational", "Informational_Duration",
@@ -36,18 +36,6 @@ CATEGORICAL = ["Month", "OperatingSystems", "Browser", "Region", "TrafficType", 
 LOG_COLUMNS = ["Administrative", "Administrative_Duration", "Informational", "Informational_Duration",
                "ProductRelated", "ProductRelated_Duration", "PageValues"]
 KIND = "intent-classifier"
-
-
-def read_shoppers_csv(path) -> tuple[pl.DataFrame, np.ndarray]:
-    """The UCI CSV (comma or semicolon) as (17 feature columns, 0/1 int64 labels from Revenue),
-    via :func:`shopml.data.public.read_online_shoppers` (bad cells raise DataError with the row).
-
-    Example (not run): ``X, y = read_shoppers_csv("online_shoppers_intention.csv")``
-    """
-    from shopml.data.public import read_online_shoppers
-
-    X, y = read_online_shoppers(path)
-    return X.select(NUMERIC + CATEGORICAL), np.asarray(y).astype(np.int64)
 
 
 class TabularEncoder:
