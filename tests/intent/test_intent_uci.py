@@ -3,7 +3,8 @@
 import numpy as np
 
 from shopml.data.public import read_online_shoppers
-from shopml.intent.tabular import IntentClassifier, _auc
+from shopml.evaluation.metrics import auc
+from shopml.intent.tabular import IntentClassifier
 
 
 def test_reader_counts_and_one_fold(real_file):
@@ -12,4 +13,4 @@ def test_reader_counts_and_one_fold(real_file):
     rng = np.random.default_rng(0)
     test = rng.random(len(y)) < 0.2
     clf = IntentClassifier(n_models=1, epochs=15, patience=3).fit(X.filter(~test), y[~test])
-    assert _auc(y[test], clf.predict_proba(X.filter(test))) > 0.9
+    assert auc(y[test], clf.predict_proba(X.filter(test))) > 0.9

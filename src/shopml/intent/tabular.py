@@ -24,6 +24,7 @@ from torch import nn
 
 from shopml.artifacts import read_model_dir, write_model_dir
 from shopml.errors import DataError, NotFittedError
+from shopml.evaluation.metrics import auc
 from shopml.intent.nets import IntentMLP
 from shopml.training import IndexBatches, TrainConfig, train
 
@@ -68,12 +69,6 @@ class TabularEncoder:
             v = X[c].cast(pl.Utf8).to_numpy()
             parts.append((v[:, None] == np.array(vocab, dtype=object)[None, :]).astype(np.float64))
         return np.concatenate(parts, 1).astype(np.float32)
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else 0.5
 
 
 def _inner_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +119,7 @@ class IntentClassifier:
             cfg = TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, monitor="auc",
                               batch_size=self.batch_size, patience=self.patience, seed=self.seed + k,
                               progress=False, threads=None)
-            train(net, loss, IndexBatches(Z[tr], yt[tr]), validate=lambda m: {"auc": _auc(yv, m(zv).numpy())},
+            train(net, loss, IndexBatches(Z[tr], yt[tr]), validate=lambda m: {"auc": auc(yv, m(zv).numpy())},
                   config=cfg)
             net.eval()
             self.nets_.append(net)
@@ -202,7 +197,7 @@ def cross_validate_intent(X: pl.DataFrame, y, *, n_splits: int = 5, seed: int = 
                 lr = LogisticRegression(max_iter=5000)
                 p = lr.fit(enc.transform(Xtr), y[tr]).predict_proba(enc.transform(Xte))[:, 1]
             out[m]["train_seconds"] += time.perf_counter() - t0
-            out[m]["auc"].append(_auc(y[te], p))
+            out[m]["auc"].append(auc(y[te], p))
     return out
 
 
