@@ -14,6 +14,7 @@ from shopml.data.public import (
     read_prefix_targets,
     read_session_split,
     read_sessions,
+    read_table,
 )
 from shopml.data.sequences import leave_one_out
 from shopml.errors import DataError
@@ -199,3 +200,39 @@ def test_oj_bad_values(tmp_path):
         read_oj(write(tmp_path, "q.csv", "price,brand,feat\n2,a,0\n"))
     got = read_oj(write(tmp_path, "r.csv", "logmove,price,brand,feat\n0,2,a,0\n"))
     assert got["sales"].to_list() == [1.0]
+
+
+def test_oj_parquet_ids_as_text_and_bad_values(tmp_path):
+    frame = pl.DataFrame({"store": [5, 12], "brand": ["a", "b"], "week": [1, 2], "logmove": [0.0, 1.0],
+                          "feat": [0, 1], "price": [2.0, 3.0]})
+    frame.write_parquet(tmp_path / "oj.parquet")
+    got = read_oj(tmp_path / "oj.parquet")
+    assert got["store"].to_list() == ["5", "12"] and got["feat"].dtype == pl.Float64
+    assert got.columns == ["store", "brand", "week", "price", "feat", "sales", "logmove"]
+    frame.with_columns(pl.Series("price", [2.0, float("nan")])).write_parquet(tmp_path / "nan.parquet")
+    with pytest.raises(DataError) as e:
+        read_oj(tmp_path / "nan.parquet")
+    assert (e.value.row, e.value.column) == (2, "price")  # Parquet rows count from 1, no header
+    head = "store,brand,week,logmove,feat,price\n"
+    for body, row, column in [("1,a,1,0,0,2\n,a,2,0,0,2\n", 3, "store"), ("1,a,1,inf,0,2\n", 2, "logmove"),
+                              ("1,a,1,0,,2\n", 2, "feat")]:
+        with pytest.raises(DataError) as e:
+            read_oj(write(tmp_path, "b.csv", head + body))
+        assert (e.value.row, e.value.column) == (row, column)
+
+
+def test_oj_demographics_join_on_store_text(tmp_path):
+    sales = write(tmp_path, "s.csv", "store,brand,week,logmove,feat,price\n2,a,1,0,0,2\n9,a,1,0,0,2\n")
+    got = read_oj(sales, write(tmp_path, "d.csv", "STORE,INCOME\n2,10.5\n"))
+    assert got["income"].to_list() == [10.5, None]  # store 9 has no demographics
+    with pytest.raises(DataError) as e:
+        read_oj(sales, write(tmp_path, "e.csv", "STORE,INCOME\n2,\n"))
+    assert (e.value.row, e.value.column) == (2, "income")
+
+
+def test_table_types_inferred_and_bad_files(tmp_path):
+    assert read_table(write(tmp_path, "t.csv", "item,price\n1,2.5\n")).dtypes == [pl.Int64, pl.Float64]
+    with pytest.raises(DataError, match="file not found"):
+        read_table(tmp_path / "none.csv")
+    with pytest.raises(DataError, match="cannot read table"):
+        read_table(write(tmp_path, "t.parquet", "not parquet"))

@@ -9,7 +9,8 @@ reader                       format                                             
 :func:`read_session_split`   both SR-GNN files, in index space                   :class:`SessionSplit`
 :func:`read_online_shoppers` UCI Online Shoppers CSV (``,`` or ``;``)            features, labels
 :func:`read_cdnow`           CDNOW ``id [sample_id] yyyymmdd cds dollars``       DataFrame
-:func:`read_oj`              Dominick's OJ CSV (BDS or store-week export)        DataFrame
+:func:`read_oj`              Dominick's OJ CSV/Parquet (BDS or store-week)       DataFrame
+:func:`read_table`           any CSV/Parquet table, types inferred               DataFrame
 ===========================  ==================================================  =====================
 
 A bad line raises :class:`~shopml.errors.DataError` naming the file and the 1-based line.
@@ -46,6 +47,8 @@ __all__ = [
     "read_online_shoppers",
     "read_cdnow",
     "read_oj",
+    "read_table",
+    "OJ_COLUMNS",
     "SHOPPERS_NUMERIC",
     "SHOPPERS_CATEGORICAL",
 ]
@@ -275,12 +278,24 @@ def _require(df: pl.DataFrame, columns, path) -> None:
 
 
 def _cast(df: pl.DataFrame, column: str, dtype, path, header_rows: int = 1) -> pl.Series:
-    """Strict numeric cast; the first unparsable or missing value raises with its line."""
-    raw = df[column].str.strip_chars()
+    """Strict numeric cast of a text (or already typed) column; the first missing,
+    unparsable or non-finite value raises with its line."""
+    raw = df[column].str.strip_chars() if df[column].dtype == pl.Utf8 else df[column]
     out = raw.cast(dtype, strict=False)
-    row = _first_bad(out.is_null().to_numpy())
+    bad = out.is_null() | (~out.is_finite() if dtype == pl.Float64 else False)
+    row = _first_bad(bad.to_numpy())
     if row is not None:
-        raise DataError(f"not a number: {raw[row]!r}", path=path, row=row + 1 + header_rows, column=column)
+        what = "missing value" if raw[row] is None or raw[row] == "" else f"not a finite number: {raw[row]!r}"
+        raise DataError(what, path=path, row=row + 1 + header_rows, column=column)
+    return out
+
+
+def _ids(df: pl.DataFrame, column: str, path, header_rows: int = 1) -> pl.Series:
+    """An id column as stripped text (as in the file); a missing id raises with its line."""
+    out = df[column].cast(pl.Utf8).str.strip_chars()
+    row = _first_bad((out.is_null() | (out == "")).to_numpy())
+    if row is not None:
+        raise DataError("missing value", path=path, row=row + 1 + header_rows, column=column)
     return out
 
 
@@ -359,34 +374,47 @@ def read_cdnow(path) -> pl.DataFrame:
     })
 
 
+OJ_COLUMNS = ("store", "brand", "week", "price", "feat", "sales", "logmove")
+
+
 def read_oj(path, demo_path=None) -> pl.DataFrame:
     """Read Dominick's orange juice data: the BDS file (``sales, price, brand, feat``) or the
-    store-week export (``store, brand, week, logmove, feat, price``). Both get ``sales`` and
-    ``logmove`` (one derived from the other). With ``demo_path`` (the store demographics
-    CSV, key ``STORE``) the lower-cased demographics are joined on ``store``.
+    store-week export (``store, brand, week, logmove, feat, price``), as CSV or (by suffix)
+    Parquet. Both get ``sales`` and ``logmove`` (one derived from the other). With
+    ``demo_path`` (the store demographics CSV, key ``STORE``) the lower-cased demographics
+    are joined on ``store``: the columns beyond :data:`OJ_COLUMNS`.
 
+    ``store`` and ``brand`` are ids, kept as text; ``week`` is Int64, the rest Float64. A
+    missing or non-finite number, a missing id or a price <= 0 raises DataError with its row.
     On ``oj_store_week_3brands.csv``: 28,947 rows, 83 stores x 3 brands.
 
-    Example (not run): ``oj = read_oj("oj_store_week_3brands.csv", "orangeJuice_storedemo.csv")``
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "oj.csv"
+        >>> _ = p.write_text("store,brand,week,logmove,feat,price\\n2,tropicana,40,0.0,0,3.87\\n")
+        >>> read_oj(p).row(0, named=True)
+        {'store': '2', 'brand': 'tropicana', 'week': 40, 'price': 3.87, 'feat': 0.0, 'sales': 1.0, 'logmove': 0.0}
     """
-    df = _read_csv_text(path, ",")
+    parquet = Path(path).suffix == ".parquet"
+    df = read_table(path) if parquet else _read_csv_text(path, ",")
+    header = 0 if parquet else 1
     df = df.rename({c: c.strip().lower() for c in df.columns})
     _require(df, ("price", "brand", "feat"), path)
     if "sales" not in df.columns and "logmove" not in df.columns:
         raise DataError("missing required column (sales or logmove)", path=path, column="sales")
-    out = {"brand": df["brand"].str.strip_chars()}
-    for col, dtype in (("store", pl.Int64), ("week", pl.Int64), ("price", pl.Float64), ("feat", pl.Float64),
-                       ("sales", pl.Float64), ("logmove", pl.Float64)):
+    out = {c: _ids(df, c, path, header) for c in ("store", "brand") if c in df.columns}
+    for col, dtype in (("week", pl.Int64), ("price", pl.Float64), ("feat", pl.Float64), ("sales", pl.Float64),
+                       ("logmove", pl.Float64)):
         if col in df.columns:
-            out[col] = _cast(df, col, dtype, path)
+            out[col] = _cast(df, col, dtype, path, header)
     row = _first_bad((out["price"] <= 0).to_numpy())
     if row is not None:
-        raise DataError("price must be positive", path=path, row=row + 2, column="price")
+        raise DataError("price must be positive", path=path, row=row + 1 + header, column="price")
     if "sales" not in out:
         out["sales"] = out["logmove"].exp()
     if "logmove" not in out:
         out["logmove"] = out["sales"].log()
-    result = pl.DataFrame(out)
+    result = pl.DataFrame(out).select([c for c in OJ_COLUMNS if c in out])
     if demo_path is not None:
         result = _join_demographics(result, demo_path, path)
     return result
@@ -398,5 +426,21 @@ def _join_demographics(df: pl.DataFrame, demo_path, path) -> pl.DataFrame:
     demo = _read_csv_text(demo_path, ",")
     demo = demo.rename({c: c.strip().lower() for c in demo.columns})
     _require(demo, ("store",), demo_path)
-    demo = pl.DataFrame({c: _cast(demo, c, pl.Int64 if c == "store" else pl.Float64, demo_path) for c in demo.columns})
+    demo = pl.DataFrame({c: _ids(demo, c, demo_path) if c == "store" else _cast(demo, c, pl.Float64, demo_path)
+                         for c in demo.columns})
     return df.join(demo, on="store", how="left", maintain_order="left")
+
+
+def read_table(path) -> pl.DataFrame:
+    """Any CSV or (by suffix) Parquet table, column types inferred from the first 10,000 rows:
+    the price commands' input, whose columns the user names.
+
+    Example (not run): ``df = read_table("market.parquet")``
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    try:
+        return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10000)
+    except Exception as exc:  # polars raises several types for unreadable files
+        raise DataError(f"cannot read table: {str(exc).splitlines()[0]}", path=path) from None
