@@ -165,7 +165,7 @@ def test_online_shoppers_semicolon_copy_of_the_real_file(tmp_path, real_file):
     src = real_file("online-shoppers", "online_shoppers_intention.csv").read_text().splitlines()
     p = tmp_path / "semi.csv"
     p.write_text("\n".join(line.replace(",", ";") for line in src[:50]) + "\n")
-    X, y = read_online_shoppers(p)
+    X, _ = read_online_shoppers(p)
     assert X.height == 49
     bad = tmp_path / "bad.csv"
     rows = src[:5]
