@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shopml.data.public import read_sessions
 from shopml.sessions.baselines import VSKNNRecommender
-from shopml.sessions.data import read_sessions
 from shopml.sessions.estimator import DEFAULTS_YOOCHOOSE, SessionRecommender
 from shopml.cli._common import write_benchmark
 

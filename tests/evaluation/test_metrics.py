@@ -76,6 +76,22 @@ def test_point_metrics_by_hand():
     assert math.isnan(wape([0, 0], [1, 1]))
 
 
+def test_auc_one_class_is_nan_not_half():
+    # Undefined (sklearn raises). intent.tabular's old copy said 0.5, which reads as a chance-level model.
+    assert math.isnan(auc([0, 0, 0], [0.1, 0.5, 0.9]))
+    assert math.isnan(auc([1], [0.3]))
+    assert math.isnan(auc([], []))
+
+
+def test_equal_auc_is_an_equal_float():
+    # Two orderings, each with 11 of the 3 x 5 pairs won: an early-stopping monitor must see a
+    # tie, not float noise (sklearn's trapezoid sum can differ in the last bit).
+    y = [1, 1, 1, 0, 0, 0, 0, 0]
+    a = auc(y, [0.9, 0.6, 0.3, 0.8, 0.5, 0.4, 0.2, 0.1])  # P N P N N P N N
+    b = auc(y, [0.9, 0.6, 0.3, 0.95, 0.5, 0.25, 0.2, 0.1])  # N P P N P N N N
+    assert a == b == 11 / 15
+
+
 def test_nan_scores_rank_worst():
     scores = torch.tensor([[0.0, float("nan"), 0.2, 0.1]])
     assert target_ranks(scores, torch.tensor([1])).tolist() == [4]

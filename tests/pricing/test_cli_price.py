@@ -49,7 +49,7 @@ def test_elasticity_json_and_bad_file(panels, tmp_path, capsys):
         main(["benchmark", "pricing", "--data", str(bad), "--out", str(tmp_path / "x.json")])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "missing column" in err and "Traceback" not in err
+    assert "missing required column" in err and "'price'" in err and "Traceback" not in err
 
 
 def test_fit_then_optimize(panels, tmp_path, capsys):

@@ -10,7 +10,7 @@ from shopml.sessions.data import NegativeSampler, SessionBatch, session_parallel
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import IndexedAdagrad, bpr_max_loss, carry_hidden, sampled_logq_loss
 from shopml.sessions.estimator import SessionRecommender, load_session_model
-from shopml.errors import ConfigError, DataError, NotFittedError
+from shopml.errors import ConfigError, NotFittedError
 
 
 def planted_sessions(n_sessions=600, n_items=30, seed=0):
@@ -221,23 +221,6 @@ def test_not_fitted_and_bad_params():
         SessionRecommender().fit([["a"]])  # no session with a next click
     with pytest.raises(ConfigError, match="bpr-max"):
         SessionRecommender(loss="top1").fit([["a", "b"]])
-
-
-def test_malformed_file_is_one_data_error(tmp_path):
-    from shopml.sessions.data import read_prefix_targets, read_sessions
-
-    bad = tmp_path / "train.txt"
-    bad.write_text("1 2 3\n4 x5 6\n")
-    with pytest.raises(DataError, match=r"train.txt: row 2"):
-        read_sessions(bad)
-    tsv = tmp_path / "test.tsv"
-    tsv.write_text("1 2\t3\n1 2 3\n")
-    with pytest.raises(DataError, match="row 2"):
-        read_prefix_targets(tsv)
-    utf16 = tmp_path / "u.txt"
-    utf16.write_bytes("1 2 3\n".encode("utf-16"))
-    with pytest.raises(DataError):
-        read_sessions(utf16)
 
 
 def _simulated_view_sessions(shop):

@@ -167,10 +167,11 @@ def bench_intent(
     threads: int = typer.Option(2, help="torch threads"),
 ) -> None:
     """Neural (MLP ensemble), LightGBM and logistic regression on the same stratified folds (AUC)."""
-    from shopml.intent.tabular import cross_validate_intent, read_shoppers_csv
+    from shopml.data.public import read_online_shoppers
+    from shopml.intent.tabular import cross_validate_intent
 
     _threads(threads)
-    X, y = read_shoppers_csv(data)
+    X, y = read_online_shoppers(data)
     res = cross_validate_intent(X, y, n_splits=folds, seed=seed, neural={"n_models": n_models})
     rows = [{"model": k, "auc": float(np.mean(v["auc"])), "auc_std": float(np.std(v["auc"])),
              "auc_folds": [round(a, 4) for a in v["auc"]], "train_seconds": v["train_seconds"]}

@@ -20,21 +20,12 @@ from shopml.cli._common import (
     print_json,
     write_benchmark,
 )
+from shopml.data.public import read_table
 from shopml.errors import ConfigError, DataError
 
 price_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Price optimization: elasticities, monotone neural demand, constrained prices.")
 app.add_typer(price_app, name="price")
-
-
-def _read(path: Path) -> pl.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    try:
-        return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10000)
-    except Exception as exc:
-        raise DataError(f"cannot read table: {str(exc).splitlines()[0]}", path=path) from None
 
 
 def _split(value: str | None) -> list[str]:
@@ -64,7 +55,7 @@ def elasticity_cmd(
     """Estimate the own-price elasticity with a standard error and 95% interval."""
     from shopml.pricing.elasticity import estimate_elasticity
 
-    df = _read(data)
+    df = read_table(data)
     r = estimate_elasticity(df, method, y=y, y_is_log=not units, price=price, fixed_effects=_split(fixed_effects),
                             controls=_split(controls), instrument=instrument, segment=segment, threads=threads)
     if json_out:
@@ -90,7 +81,7 @@ def fit_cmd(
     from shopml.pricing.demand import NeuralDemand
 
     _threads(threads)
-    df = _read(data)
+    df = read_table(data)
     t0 = time.perf_counter()
     m = NeuralDemand(y=y, price=price, categorical=_split(categorical), numeric=_split(numeric), item=item,
                      n_members=members, epochs=epochs, threads=threads).fit(df)
@@ -133,7 +124,7 @@ def optimize_cmd(
     from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, PriceBook
 
     m = NeuralDemand.load(model)
-    df = _read(data)
+    df = read_table(data)
     rows = df.filter(pl.col(m.item).cast(pl.Utf8) == item)
     if store is not None:
         rows = rows.filter(pl.col("store").cast(pl.Utf8) == store)

@@ -47,7 +47,7 @@ def fit_cmd(
     """Fit a next-click model on a sessions file and save it."""
     import torch
 
-    from shopml.sessions.data import read_sessions
+    from shopml.data.public import read_sessions
     from shopml.sessions.estimator import session_model
 
     torch.set_num_threads(threads)
@@ -72,7 +72,7 @@ def evaluate_cmd(
     """Recall@k and MRR@k of a saved model, every item ranked."""
     import torch
 
-    from shopml.sessions.data import read_prefix_targets
+    from shopml.data.public import read_prefix_targets
     from shopml.sessions.estimator import load_session_model
 
     torch.set_num_threads(threads)

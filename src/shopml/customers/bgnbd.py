@@ -6,8 +6,9 @@ each purchase she drops out with probability ``p ~ Beta(a, b)``. Data per custom
 summary ``x`` (repeat purchases), ``t_x`` (time of the last purchase) and ``T`` (age), all in weeks
 from her first purchase.
 
-Also here: the RFM conventions (:func:`rfm_summary`), a reader for the CDNOW files
-(:func:`read_cdnow_transactions`) and a simulator of the BG/NBD process itself (for tests).
+Also here: the RFM conventions (:func:`rfm_summary`) and a simulator of the BG/NBD process
+itself (for tests). The CDNOW files are read by :func:`shopml.data.public.read_cdnow`; turn
+them into ``(ids, day, ...)`` with :func:`shopml.customers.estimator.transactions_to_days`.
 
 Example:
     >>> import numpy as np
@@ -19,19 +20,14 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
-import polars as pl
 from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 
 from shopml.errors import DataError
 from shopml.estimator import Estimator
 
-__all__ = ["BGNBD", "rfm_summary", "read_cdnow_transactions", "simulate_bgnbd", "sample_conditional", "CDNOW_START"]
-
-CDNOW_START = dt.date(1997, 1, 1)
+__all__ = ["BGNBD", "rfm_summary", "simulate_bgnbd", "sample_conditional"]
 
 
 def _log_likelihood(log_params: np.ndarray, x, tx, T, w) -> float:
@@ -160,22 +156,6 @@ class BGNBD(Estimator):
         r, alpha, a, b = self._check()
         x, tx, T = _as_rfm(x, tx, T)
         return _log_likelihood(np.log([r, alpha, a, b]), x, tx, T, np.ones_like(x))
-
-
-def read_cdnow_transactions(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Read a CDNOW file (master or 1/10 sample, via :func:`shopml.data.public.read_cdnow`) into
-    ``(customer_ids, day, cds, dollars)`` numpy arrays; ``day`` counts days since 1997-01-01.
-
-    Bad rows raise DataError naming the file and row.
-
-    Example (not run): ``ids, day, cds, usd = read_cdnow_transactions("CDNOW_master.txt")``
-    """
-    from shopml.data.public import read_cdnow
-
-    df = read_cdnow(path)
-    day = (df["date"].cast(pl.Int64) - (CDNOW_START - dt.date(1970, 1, 1)).days).to_numpy()
-    return (df["customer_id"].to_numpy(), day.astype(np.int64), df["cds"].cast(pl.Float64).to_numpy(),
-            df["dollars"].to_numpy())
 
 
 def rfm_summary(ids, day, calibration_end: int, holdout_end: int | None = None) -> dict[str, np.ndarray]:

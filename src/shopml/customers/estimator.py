@@ -33,6 +33,7 @@ from shopml.customers.bgnbd import BGNBD, rfm_summary, sample_conditional
 from shopml.customers.nets import N_FEATURES, CustomerGRU, WeekTracker
 from shopml.errors import ConfigError, DataError
 from shopml.estimator import Estimator
+from shopml.evaluation.metrics import mae, rmse
 from shopml.training import IndexBatches, TrainConfig, train
 
 __all__ = ["CustomerForecaster", "transactions_to_days", "weekly_panel", "evaluate_holdout"]
@@ -292,7 +293,8 @@ def evaluate_holdout(model: CustomerForecaster, ids, day, holdout_end: int, n_bg
 
     Example (not run; CDNOW weeks 1-39 calibration, 40-78 holdout)::
 
-        ids, day, _, usd = read_cdnow_transactions("CDNOW_master.txt")
+        from shopml.data.public import read_cdnow
+        ids, day, usd, _ = transactions_to_days(read_cdnow("CDNOW_master.txt"))
         m = CustomerForecaster().fit_arrays(ids, day, usd, calibration_end=272)
         evaluate_holdout(m, ids, day, holdout_end=545)["rnn"]["curve_mae"]
     """
@@ -316,9 +318,8 @@ def evaluate_holdout(model: CustomerForecaster, ids, day, holdout_end: int, n_bg
     rnn_cum = np.cumsum(mean_w.sum(0))
 
     def scores(mean, median, cum):
-        return {"mae_mean": float(np.abs(mean - y).mean()), "mae_median": float(np.abs(median - y).mean()),
-                "rmse_mean": float(np.sqrt(np.square(mean - y).mean())),
-                "curve_mae": float(np.abs(cum - actual).mean()), "holdout_total": float(mean.sum())}
+        return {"mae_mean": mae(y, mean), "mae_median": mae(y, median), "rmse_mean": rmse(y, mean),
+                "curve_mae": mae(actual, cum), "holdout_total": float(mean.sum())}
 
     first_week = cal // 7 + 2
     return {
@@ -343,7 +344,7 @@ def _oracle_cell_median_mae(x: np.ndarray, tx: np.ndarray, y: np.ndarray, tx_wee
     order = np.argsort(group, kind="stable")
     bounds = np.flatnonzero(np.diff(group[order])) + 1
     medians = np.array([np.median(c) for c in np.split(y[order], bounds)])
-    return float(np.abs(medians[group] - y).mean())
+    return mae(y, medians[group])
 
 
 def _slice_tracker(tr: WeekTracker, sl: slice) -> WeekTracker:

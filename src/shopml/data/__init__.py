@@ -11,7 +11,8 @@ module              names
 ``quality``         quality_report
 ``raw``             read_raw, read_taobao, read_otto, read_yoochoose_clicks, read_diginetica_views
 ``sequences``       IdMap, Sequences, build_sequences, leave_one_out, temporal_split, sessionize
-``public``          read_beauty, read_session_split, SessionSplit, read_online_shoppers, read_cdnow, read_oj
+``public``          read_beauty, read_sessions, read_prefix_targets, read_session_split, SessionSplit,
+                    read_online_shoppers, read_cdnow, read_oj, read_table
 ``simulate``        simulate_shop, simulate_events, simulate_market, SimulatedShop, ShopTruth
 ==================  ==========================================================
 
@@ -31,7 +32,8 @@ _EXPORTS = {
     "quality": ("quality_report",),
     "raw": ("read_raw", "read_taobao", "read_otto", "read_yoochoose_clicks", "read_diginetica_views"),
     "sequences": ("IdMap", "Sequences", "build_sequences", "leave_one_out", "temporal_split", "sessionize"),
-    "public": ("read_beauty", "read_session_split", "SessionSplit", "read_online_shoppers", "read_cdnow", "read_oj"),
+    "public": ("read_beauty", "read_sessions", "read_prefix_targets", "read_session_split", "SessionSplit",
+               "read_online_shoppers", "read_cdnow", "read_oj", "read_table"),
     "simulate": ("simulate_shop", "simulate_events", "simulate_market", "SimulatedShop", "ShopTruth"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

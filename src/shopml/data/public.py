@@ -1,14 +1,17 @@
 """Readers for the public datasets in ``../shared/data`` (and any file of the same format).
 
-==========================  ===================================================  =====================
-reader                      format                                               returns
-==========================  ===================================================  =====================
-:func:`read_beauty`         ``user item1 item2 ...`` per line (S3-Rec Amazon)    :class:`Sequences`
-:func:`read_session_split`  sessions per line + ``prefix<TAB>target`` (SR-GNN)   :class:`SessionSplit`
-:func:`read_online_shoppers`  UCI Online Shoppers CSV (``,`` or ``;``)           features, labels
-:func:`read_cdnow`          CDNOW ``id [sample_id] yyyymmdd cds dollars``        DataFrame
-:func:`read_oj`             Dominick's OJ CSV (BDS or store-week export)         DataFrame
-==========================  ===================================================  =====================
+===========================  ==================================================  =====================
+reader                       format                                              returns
+===========================  ==================================================  =====================
+:func:`read_beauty`          ``user item1 item2 ...`` per line (S3-Rec Amazon)   :class:`Sequences`
+:func:`read_sessions`        one session of item ids per line (SR-GNN train)     raw-id lists
+:func:`read_prefix_targets`  ``prefix<TAB>target`` per line (SR-GNN test)        raw-id lists
+:func:`read_session_split`   both SR-GNN files, in index space                   :class:`SessionSplit`
+:func:`read_online_shoppers` UCI Online Shoppers CSV (``,`` or ``;``)            features, labels
+:func:`read_cdnow`           CDNOW ``id [sample_id] yyyymmdd cds dollars``       DataFrame
+:func:`read_oj`              Dominick's OJ CSV/Parquet (BDS or store-week)       DataFrame
+:func:`read_table`           any CSV/Parquet table, types inferred               DataFrame
+===========================  ==================================================  =====================
 
 A bad line raises :class:`~shopml.errors.DataError` naming the file and the 1-based line.
 Files whose item ids are positive integers are already indexed: their :class:`IdMap` is
@@ -25,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +41,14 @@ from shopml.errors import DataError
 __all__ = [
     "SessionSplit",
     "read_beauty",
+    "read_sessions",
+    "read_prefix_targets",
     "read_session_split",
     "read_online_shoppers",
     "read_cdnow",
     "read_oj",
+    "read_table",
+    "OJ_COLUMNS",
     "SHOPPERS_NUMERIC",
     "SHOPPERS_CATEGORICAL",
 ]
@@ -146,8 +154,8 @@ class SessionSplit:
             1-based line numbers).
         test_prefixes: test prefixes as CSR (items unknown to the training map dropped).
         test_targets: int64 ``[n_test]`` target item indices (0 = unknown in training).
-        item_map: raw item id <-> index: ``1..max id`` for already-indexed integer ids
-            (SR-GNN files), else the distinct ids of the training sessions.
+        item_map: raw item id <-> index: ``1..max id`` (SR-GNN files are already indexed),
+            else (leading zeros, very sparse ids) the distinct ids of the training sessions.
 
     A training session of length ``n`` gives ``n - 1`` next-item *cases* (every prefix and
     the item after it); :attr:`n_train_cases` counts them (369,859 on Yoochoose 1/64).
@@ -167,34 +175,88 @@ class SessionSplit:
         return len(self.test_targets)
 
 
+def read_sessions(path) -> list[list[str]]:
+    """Read ``train_sessions.txt`` (SR-GNN): one session per line, integer item ids
+    separated by whitespace, as raw-id lists (the session estimators' input).
+
+    A blank line or a non-integer id raises DataError naming the file, line and column.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "train_sessions.txt"
+        >>> _ = p.write_text("1 2 3\\n4 1\\n")
+        >>> read_sessions(p)
+        [['1', '2', '3'], ['4', '1']]
+    """
+    return _session_tokens(path).to_list()
+
+
+def read_prefix_targets(path) -> tuple[list[list[str]], list[str]]:
+    """Read ``test_prefix_target.tsv`` (SR-GNN): ``prefix items<TAB>target`` per line, as
+    ``(prefixes, targets)`` raw-id lists. Bad lines raise as in :func:`read_sessions`.
+
+    Example (not run): ``prefixes, targets = read_prefix_targets("test_prefix_target.tsv")``
+    """
+    prefixes, targets = _prefix_target_tokens(path)
+    return prefixes.to_list(), targets.list.first().to_list()
+
+
 def read_session_split(train_path, test_path) -> SessionSplit:
-    """Read ``train_sessions.txt`` (one session of item ids per line) and
-    ``test_prefix_target.tsv`` (``prefix items<TAB>target`` per line).
+    """Read both SR-GNN files (see :func:`read_sessions`, :func:`read_prefix_targets`) into
+    index space.
 
     On Yoochoose 1/64: 369,859 train cases, 55,898 test cases, 37,483 items.
 
     Example (not run): ``split = read_session_split("train_sessions.txt", "test_prefix_target.tsv")``
     """
-    train_toks = _tokens(_read_lines(train_path))
-    row = _first_bad((train_toks.list.len() < 1).to_numpy())
-    if row is not None:
-        raise DataError("empty session", path=train_path, row=row + 1)
-    lines = pl.Series("l", _read_lines(test_path), dtype=pl.Utf8)
-    parts = lines.str.split("\t")
-    prefix_toks = _tokens(parts.list.get(0, null_on_oob=True).fill_null("").to_list())
-    target_toks = _tokens(parts.list.get(1, null_on_oob=True).fill_null("").to_list())
-    bad = (parts.list.len() != 2).to_numpy()
-    row = _first_bad(bad | (prefix_toks.list.len() < 1).to_numpy() | (target_toks.list.len() != 1).to_numpy())
-    if row is not None:
-        raise DataError("expected 'prefix items<TAB>one target item'", path=test_path, row=row + 1)
+    train_toks = _session_tokens(train_path)
+    prefix_toks, target_toks = _prefix_target_tokens(test_path)
     item_map = _indexed_map(train_toks.explode(), prefix_toks.explode(), target_toks.explode())
-    # Raw (non-indexed) ids: the map holds what training saw; unseen test items get 0.
+    # Not indexed (leading zeros, very sparse ids): the map holds what training saw; unseen test items get 0.
     item_map = item_map if item_map is not None else _item_map(train_toks.explode())
     train = _csr(train_toks, item_map, [str(i) for i in range(1, len(train_toks) + 1)])
-    prefixes = _csr(prefix_toks, item_map, [str(i) for i in range(1, len(lines) + 1)])
+    prefixes = _csr(prefix_toks, item_map, [str(i) for i in range(1, len(prefix_toks) + 1)])
     prefixes = prefixes.select_events(prefixes.items > 0)
     targets = item_map.encode(target_toks.list.first())
     return SessionSplit(train, prefixes, targets.astype(np.int64), item_map)
+
+
+def _session_tokens(path) -> pl.Series:
+    lines = pl.Series("l", _read_lines(path), dtype=pl.Utf8)
+    toks = _tokens(lines.to_list())
+    _raise_first(path, [(toks.list.len() < 1, "empty session", "session")], ids=[(lines, "session")])
+    return toks
+
+
+def _prefix_target_tokens(path) -> tuple[pl.Series, pl.Series]:
+    lines = pl.Series("l", _read_lines(path), dtype=pl.Utf8)
+    parts = lines.str.split("\t")
+    prefix = parts.list.get(0, null_on_oob=True).fill_null("")
+    target = parts.list.get(1, null_on_oob=True).fill_null("")
+    prefix_toks, target_toks = _tokens(prefix.to_list()), _tokens(target.to_list())
+    shape = (parts.list.len() != 2) | (target_toks.list.len() != 1)
+    _raise_first(path, [(shape, "expected 'prefix items<TAB>one target item'", "target"),
+                        (prefix_toks.list.len() < 1, "empty prefix", "prefix")],
+                 ids=[(prefix, "prefix"), (target, "target")])
+    return prefix_toks, target_toks
+
+
+def _raise_first(path, checks, ids) -> None:
+    """Raise for the first line that fails a ``(mask, message, column)`` check or holds a
+    non-integer id in one of the ``(text, column)`` fields. SR-GNN ids are integers, so any
+    other token marks a corrupt line (and would silently turn off the indexed item map)."""
+    checks = checks + [(text.str.contains(r"[^0-9\s]"), text, column) for text, column in ids]
+    firsts = [_first_bad(mask.to_numpy()) for mask, _, _ in checks]
+    found = [(row, k) for k, row in enumerate(firsts) if row is not None]
+    if not found:
+        return
+    row, k = min(found)
+    _, what, column = checks[k]
+    if isinstance(what, pl.Series):
+        text = what[row]
+        token = next((t for t in text.split() if not re.fullmatch(r"[0-9]+", t)), text.strip())
+        what = f"item id {token[:20]!r} is not an integer"
+    raise DataError(what, path=path, row=row + 1, column=column)
 
 
 # ---------------------------------------------------------------------------- tables
@@ -216,12 +278,24 @@ def _require(df: pl.DataFrame, columns, path) -> None:
 
 
 def _cast(df: pl.DataFrame, column: str, dtype, path, header_rows: int = 1) -> pl.Series:
-    """Strict numeric cast; the first unparsable or missing value raises with its line."""
-    raw = df[column].str.strip_chars()
+    """Strict numeric cast of a text (or already typed) column; the first missing,
+    unparsable or non-finite value raises with its line."""
+    raw = df[column].str.strip_chars() if df[column].dtype == pl.Utf8 else df[column]
     out = raw.cast(dtype, strict=False)
-    row = _first_bad(out.is_null().to_numpy())
+    bad = out.is_null() | (~out.is_finite() if dtype == pl.Float64 else False)
+    row = _first_bad(bad.to_numpy())
     if row is not None:
-        raise DataError(f"not a number: {raw[row]!r}", path=path, row=row + 1 + header_rows, column=column)
+        what = "missing value" if raw[row] is None or raw[row] == "" else f"not a finite number: {raw[row]!r}"
+        raise DataError(what, path=path, row=row + 1 + header_rows, column=column)
+    return out
+
+
+def _ids(df: pl.DataFrame, column: str, path, header_rows: int = 1) -> pl.Series:
+    """An id column as stripped text (as in the file); a missing id raises with its line."""
+    out = df[column].cast(pl.Utf8).str.strip_chars()
+    row = _first_bad((out.is_null() | (out == "")).to_numpy())
+    if row is not None:
+        raise DataError("missing value", path=path, row=row + 1 + header_rows, column=column)
     return out
 
 
@@ -300,34 +374,47 @@ def read_cdnow(path) -> pl.DataFrame:
     })
 
 
+OJ_COLUMNS = ("store", "brand", "week", "price", "feat", "sales", "logmove")
+
+
 def read_oj(path, demo_path=None) -> pl.DataFrame:
     """Read Dominick's orange juice data: the BDS file (``sales, price, brand, feat``) or the
-    store-week export (``store, brand, week, logmove, feat, price``). Both get ``sales`` and
-    ``logmove`` (one derived from the other). With ``demo_path`` (the store demographics
-    CSV, key ``STORE``) the lower-cased demographics are joined on ``store``.
+    store-week export (``store, brand, week, logmove, feat, price``), as CSV or (by suffix)
+    Parquet. Both get ``sales`` and ``logmove`` (one derived from the other). With
+    ``demo_path`` (the store demographics CSV, key ``STORE``) the lower-cased demographics
+    are joined on ``store``: the columns beyond :data:`OJ_COLUMNS`.
 
+    ``store`` and ``brand`` are ids, kept as text; ``week`` is Int64, the rest Float64. A
+    missing or non-finite number, a missing id or a price <= 0 raises DataError with its row.
     On ``oj_store_week_3brands.csv``: 28,947 rows, 83 stores x 3 brands.
 
-    Example (not run): ``oj = read_oj("oj_store_week_3brands.csv", "orangeJuice_storedemo.csv")``
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "oj.csv"
+        >>> _ = p.write_text("store,brand,week,logmove,feat,price\\n2,tropicana,40,0.0,0,3.87\\n")
+        >>> read_oj(p).row(0, named=True)
+        {'store': '2', 'brand': 'tropicana', 'week': 40, 'price': 3.87, 'feat': 0.0, 'sales': 1.0, 'logmove': 0.0}
     """
-    df = _read_csv_text(path, ",")
+    parquet = Path(path).suffix == ".parquet"
+    df = read_table(path) if parquet else _read_csv_text(path, ",")
+    header = 0 if parquet else 1
     df = df.rename({c: c.strip().lower() for c in df.columns})
     _require(df, ("price", "brand", "feat"), path)
     if "sales" not in df.columns and "logmove" not in df.columns:
         raise DataError("missing required column (sales or logmove)", path=path, column="sales")
-    out = {"brand": df["brand"].str.strip_chars()}
-    for col, dtype in (("store", pl.Int64), ("week", pl.Int64), ("price", pl.Float64), ("feat", pl.Float64),
-                       ("sales", pl.Float64), ("logmove", pl.Float64)):
+    out = {c: _ids(df, c, path, header) for c in ("store", "brand") if c in df.columns}
+    for col, dtype in (("week", pl.Int64), ("price", pl.Float64), ("feat", pl.Float64), ("sales", pl.Float64),
+                       ("logmove", pl.Float64)):
         if col in df.columns:
-            out[col] = _cast(df, col, dtype, path)
+            out[col] = _cast(df, col, dtype, path, header)
     row = _first_bad((out["price"] <= 0).to_numpy())
     if row is not None:
-        raise DataError("price must be positive", path=path, row=row + 2, column="price")
+        raise DataError("price must be positive", path=path, row=row + 1 + header, column="price")
     if "sales" not in out:
         out["sales"] = out["logmove"].exp()
     if "logmove" not in out:
         out["logmove"] = out["sales"].log()
-    result = pl.DataFrame(out)
+    result = pl.DataFrame(out).select([c for c in OJ_COLUMNS if c in out])
     if demo_path is not None:
         result = _join_demographics(result, demo_path, path)
     return result
@@ -339,5 +426,21 @@ def _join_demographics(df: pl.DataFrame, demo_path, path) -> pl.DataFrame:
     demo = _read_csv_text(demo_path, ",")
     demo = demo.rename({c: c.strip().lower() for c in demo.columns})
     _require(demo, ("store",), demo_path)
-    demo = pl.DataFrame({c: _cast(demo, c, pl.Int64 if c == "store" else pl.Float64, demo_path) for c in demo.columns})
+    demo = pl.DataFrame({c: _ids(demo, c, demo_path) if c == "store" else _cast(demo, c, pl.Float64, demo_path)
+                         for c in demo.columns})
     return df.join(demo, on="store", how="left", maintain_order="left")
+
+
+def read_table(path) -> pl.DataFrame:
+    """Any CSV or (by suffix) Parquet table, column types inferred from the first 10,000 rows:
+    the price commands' input, whose columns the user names.
+
+    Example (not run): ``df = read_table("market.parquet")``
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    try:
+        return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10000)
+    except Exception as exc:  # polars raises several types for unreadable files
+        raise DataError(f"cannot read table: {str(exc).splitlines()[0]}", path=path) from None

@@ -297,7 +297,12 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
 
 def auc(y, p) -> float:
     """ROC AUC: probability that a random positive outscores a random negative, ties
-    counting one half (Mann-Whitney U with average ranks). NaN when a class is missing.
+    counting one half (Mann-Whitney U with average ranks; equals sklearn's ``roc_auc_score``).
+
+    NaN when a class is missing: the AUC is undefined there (sklearn raises). A stand-in
+    0.5 would read as a chance-level model; NaN shows as ``null`` in JSON and, as an
+    early-stopping monitor, never counts as an improvement. The rank sum is exact, so
+    equal AUCs are equal floats and ties never look like improvements either.
 
     Example:
         >>> auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])

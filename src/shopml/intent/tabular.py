@@ -5,7 +5,7 @@ skewed counts/durations ``log1p``-ed and standardized, plus an explicit ``PageVa
 (PageValues is by far the strongest signal; the flag lets a small net use it as a gate). Each
 ensemble member early-stops on an inner stratified split of the training rows only.
 :func:`cross_validate_intent` runs it beside LightGBM and logistic regression on the *same*
-stratified folds.
+stratified folds. The UCI file is read by :func:`shopml.data.public.read_online_shoppers`.
 
 Example:
     >>> X, y = synthetic_intent(400, seed=0)
@@ -24,10 +24,11 @@ from torch import nn
 
 from shopml.errors import DataError, NotFittedError
 from shopml.estimator import Estimator
+from shopml.evaluation.metrics import auc
 from shopml.intent.nets import IntentMLP
 from shopml.training import IndexBatches, TrainConfig, train
 
-__all__ = ["IntentClassifier", "IntentMLP", "TabularEncoder", "read_shoppers_csv", "cross_validate_intent",
+__all__ = ["IntentClassifier", "IntentMLP", "TabularEncoder", "cross_validate_intent",
            "synthetic_intent", "NUMERIC", "CATEGORICAL", "LOG_COLUMNS"]
 
 NUMERIC = ["Administrative", "Administrative_Duration", "Informational", "Informational_Duration",
@@ -36,18 +37,6 @@ CATEGORICAL = ["Month", "OperatingSystems", "Browser", "Region", "TrafficType", 
 LOG_COLUMNS = ["Administrative", "Administrative_Duration", "Informational", "Informational_Duration",
                "ProductRelated", "ProductRelated_Duration", "PageValues"]
 KIND = "intent-classifier"
-
-
-def read_shoppers_csv(path) -> tuple[pl.DataFrame, np.ndarray]:
-    """The UCI CSV (comma or semicolon) as (17 feature columns, 0/1 int64 labels from Revenue),
-    via :func:`shopml.data.public.read_online_shoppers` (bad cells raise DataError with the row).
-
-    Example (not run): ``X, y = read_shoppers_csv("online_shoppers_intention.csv")``
-    """
-    from shopml.data.public import read_online_shoppers
-
-    X, y = read_online_shoppers(path)
-    return X.select(NUMERIC + CATEGORICAL), np.asarray(y).astype(np.int64)
 
 
 class TabularEncoder:
@@ -80,12 +69,6 @@ class TabularEncoder:
             v = X[c].cast(pl.Utf8).to_numpy()
             parts.append((v[:, None] == np.array(vocab, dtype=object)[None, :]).astype(np.float64))
         return np.concatenate(parts, 1).astype(np.float32)
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else 0.5
 
 
 def _inner_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +121,7 @@ class IntentClassifier(Estimator):
             cfg = TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, monitor="auc",
                               batch_size=self.batch_size, patience=self.patience, seed=self.seed + k,
                               progress=False, threads=None)
-            train(net, loss, IndexBatches(Z[tr], yt[tr]), validate=lambda m: {"auc": _auc(yv, m(zv).numpy())},
+            train(net, loss, IndexBatches(Z[tr], yt[tr]), validate=lambda m: {"auc": auc(yv, m(zv).numpy())},
                   config=cfg)
             net.eval()
             self.nets_.append(net)
@@ -204,7 +187,7 @@ def cross_validate_intent(X: pl.DataFrame, y, *, n_splits: int = 5, seed: int = 
                 lr = LogisticRegression(max_iter=5000)
                 p = lr.fit(enc.transform(Xtr), y[tr]).predict_proba(enc.transform(Xte))[:, 1]
             out[m]["train_seconds"] += time.perf_counter() - t0
-            out[m]["auc"].append(_auc(y[te], p))
+            out[m]["auc"].append(auc(y[te], p))
     return out
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from shopml.data.market import CONFOUNDERS, simulate_market
+from shopml.evaluation.metrics import mae
 from shopml.pricing.demand import NeuralDemand
 from shopml.pricing.elasticity import estimate_elasticity
 from shopml.pricing.loglinear import LogLinearDemand
@@ -124,6 +125,6 @@ def run_backtest(n_items=30, n_stores=10, n_weeks=52, seed=0, *, methods=None, c
         regret, bad = _regret(model, truth_model, units, constraints)
         rows.append({"model": method, "elasticity": est, "se": se, "true_elasticity": float(true_e.mean()),
                      "elasticity_error": abs(est - float(true_e.mean())),
-                     "item_mae": float(np.abs(est_i - true_e).mean()), "regret": regret, "violations": bad,
+                     "item_mae": mae(true_e, est_i), "regret": regret, "violations": bad,
                      "seconds": time.perf_counter() - t0})
     return {"rows": rows, "n_rows": data.height, "n_units": len(units), "constraints": constraints.__dict__}

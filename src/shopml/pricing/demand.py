@@ -22,6 +22,7 @@ import torch
 
 from shopml.errors import DataError
 from shopml.estimator import Estimator
+from shopml.evaluation.metrics import rmse
 from shopml.pricing.nets import MonotoneDemandNet
 from shopml.training import IndexBatches, TrainConfig, train
 
@@ -130,9 +131,9 @@ class NeuralDemand(Estimator):
             net.eval()
             self.members_.append(net)
             self.histories_.append(res.history)
-        resid = y[va].numpy() - self._log_members(cats[va], nums[va], s[va]).mean(0)
-        self.sigma2_ = float(np.var(resid)) if len(va) > 1 else 0.0
-        self.holdout_rmse_ = float(np.sqrt(np.mean(resid**2))) if len(va) else float("nan")
+        y_va, pred = y[va].numpy(), self._log_members(cats[va], nums[va], s[va]).mean(0)
+        self.sigma2_ = float(np.var(y_va - pred)) if len(va) > 1 else 0.0
+        self.holdout_rmse_ = rmse(y_va, pred)  # NaN without holdout rows
         self._keep_reference_rows(data, cats, nums, rng)
         return self
 

@@ -17,11 +17,11 @@ Example:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from shopml.data.public import OJ_COLUMNS, read_oj
 from shopml.errors import DataError
 from shopml.pricing.demand import NeuralDemand
 from shopml.pricing.elasticity import estimate_elasticity
@@ -36,45 +36,15 @@ CAVEAT = ("model-based: the profit change is computed with shopml's own fitted d
 
 
 def read_panel(path, demo_path=None) -> pl.DataFrame:
-    """Read a panel in the OJ layout (CSV or Parquet); join store demographics when given."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    try:
-        df = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, infer_schema_length=10000)
-    except Exception as exc:  # polars raises several types for unreadable files
-        raise DataError(f"cannot read panel: {str(exc).splitlines()[0]}", path=path) from None
+    """The OJ layout for the panel benchmark: :func:`shopml.data.public.read_oj` (CSV or
+    Parquet; store demographics joined when given), ``COLUMNS`` in order, and each
+    demographic as a ``demo_*`` control, a store without demographics getting the mean."""
+    df = read_oj(path, demo_path)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"missing column(s) {missing}; expected {COLUMNS}", path=path, row=1, column=missing[0])
-    try:
-        df = df.with_columns(pl.col("store").cast(pl.Utf8), pl.col("brand").cast(pl.Utf8),
-                             pl.col("week").cast(pl.Int64), pl.col("logmove").cast(pl.Float64),
-                             pl.col("feat").cast(pl.Float64), pl.col("price").cast(pl.Float64))
-    except Exception as exc:
-        raise DataError(f"non-numeric value: {str(exc).splitlines()[0]}", path=path) from None
-    for col in ("price", "logmove", "feat"):
-        v = df[col].to_numpy()
-        bad = ~np.isfinite(v) | ((v <= 0) if col == "price" else False)
-        if bad.any():
-            raise DataError("missing, non-finite or non-positive value", path=path, row=int(np.flatnonzero(bad)[0]) + 2,
-                            column=col)
-    if demo_path is not None:
-        df = _join_demo(df, Path(demo_path))
-    return df
-
-
-def _join_demo(df: pl.DataFrame, demo_path: Path) -> pl.DataFrame:
-    if not demo_path.is_file():
-        raise DataError("file not found", path=demo_path)
-    demo = pl.read_csv(demo_path)
-    key = next((c for c in demo.columns if c.lower() == "store"), None)
-    if key is None:
-        raise DataError("demographics file has no 'store' column", path=demo_path, row=1, column="store")
-    demo = demo.rename({key: "store"}).with_columns(pl.col("store").cast(pl.Utf8))
-    demo = demo.rename({c: f"demo_{c.lower()}" for c in demo.columns if c != "store"})
-    cols = [c for c in demo.columns if c != "store"]
-    return df.join(demo, on="store", how="left").with_columns([pl.col(c).fill_null(pl.col(c).mean()) for c in cols])
+    demo = [c for c in df.columns if c not in OJ_COLUMNS]
+    return df.select(*COLUMNS, *[pl.col(c).fill_null(pl.col(c).mean()).alias(f"demo_{c}") for c in demo])
 
 
 def oj_layout(panel: pl.DataFrame) -> pl.DataFrame:

@@ -4,75 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from shopml.errors import DataError
-
 __all__ = [
-    "read_sessions",
-    "read_prefix_targets",
     "session_parallel_batches",
     "SessionBatch",
     "NegativeSampler",
 ]
-
-
-def _parse_tokens(line: str, path: Path, row: int, column: str) -> list[str]:
-    toks = line.split()
-    for t in toks:
-        if not t.isdigit():
-            raise DataError(f"item id {t[:20]!r} is not an integer", path=path, row=row, column=column)
-    return toks
-
-
-def read_sessions(path) -> list[list[str]]:
-    """One session per line, item ids separated by whitespace (SR-GNN ``train_sessions.txt``).
-
-    Blank lines are skipped; a non-integer id raises DataError with file and line.
-    """
-    path = Path(path)
-    out = [_parse_tokens(line, path, row, "session") for row, line in enumerate(_read_lines(path), start=1)]
-    out = [s for s in out if s]
-    if not out:
-        raise DataError("no sessions (empty file)", path=path)
-    return out
-
-
-def read_prefix_targets(path) -> tuple[list[list[str]], list[str]]:
-    """Test cases ``prefix<TAB>target`` per line (SR-GNN ``test_prefix_target.tsv``)."""
-    path = Path(path)
-    prefixes, targets = [], []
-    for row, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2:
-            raise DataError("expected 'prefix<TAB>target'", path=path, row=row, column="target")
-        prefixes.append(_parse_tokens(parts[0], path, row, "prefix"))
-        tgt = _parse_tokens(parts[1], path, row, "target")
-        if len(tgt) != 1:
-            raise DataError("expected exactly one target item", path=path, row=row, column="target")
-        targets.append(tgt[0])
-    if not targets:
-        raise DataError("no test cases (empty file)", path=path)
-    return prefixes, targets
-
-
-def _read_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    raw = path.read_bytes()
-    if b"\x00" in raw[:4096]:
-        raise DataError("binary data, expected text", path=path, row=1)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        row = raw[: e.start].count(b"\n") + 1
-        raise DataError("not UTF-8 text", path=path, row=row) from None
-    return text.splitlines()
 
 
 @dataclass
