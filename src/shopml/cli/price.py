@@ -1,6 +1,7 @@
 """``shopml price elasticity|fit|optimize|backtest|simulate`` and ``shopml benchmark pricing|pricing-sim``.
 
-Each command parses options and calls the Python API in :mod:`shopml.pricing`.
+Each command parses options and calls the Python API in :mod:`shopml.pricing` (the benchmarks:
+:mod:`shopml.benchmarks.pricing`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from pathlib import Path
 import polars as pl
 import typer
 
+from shopml.benchmarks.pricing import run_pricing, run_pricing_sim
 from shopml.cli._common import (
     JSON_OPTION,
     app,
     benchmark_app,
+    check_input,
+    check_out,
     console,
-    peak_rss_mb,
     print_json,
+    show_progress,
     write_benchmark,
 )
 from shopml.errors import ConfigError, DataError
@@ -197,17 +201,15 @@ def bench_pricing(
     threads: int = typer.Option(2), seed: int = typer.Option(0),
 ):
     """Elasticities (naive, naive_by_brand, dml, neural) per brand + the Montgomery comparison."""
-    from shopml.pricing.panel import read_panel, run_panel_benchmark
-
+    check_input(data)
+    check_input(demo)
+    check_out(out)
     _threads(threads)
-    t0 = time.perf_counter()
-    df = read_panel(data, demo)
-    rows, extra = run_panel_benchmark(df, folds=folds, epochs=epochs, members=members, threads=threads, seed=seed,
-                                      cost_fraction=cost_fraction)
-    extra.update(n_rows=df.height, n_brands=df["brand"].n_unique(), total_seconds=time.perf_counter() - t0,
-                 peak_rss_mb=peak_rss_mb(), data=str(data), demo=str(demo) if demo else None)
-    write_benchmark(out, Path(data).name, rows, extra)
-    mg = extra["montgomery"]
+    with show_progress():
+        res = run_pricing(data, demo, folds=folds, epochs=epochs, members=members, cost_fraction=cost_fraction,
+                          threads=threads, seed=seed)
+    write_benchmark(out, res.dataset, res.rows, res.extra)
+    mg = res.extra["montgomery"]
     console.print(f"Montgomery comparison: model-based profit change {mg['profit_change']:+.2%} with prices within "
                   f"±{mg['max_change']:.0%} (published 2.74%). Caveat: {mg['caveat']}", markup=False)
 
@@ -219,11 +221,8 @@ def bench_pricing_sim(
     seed: int = typer.Option(0), threads: int = typer.Option(2),
 ):
     """Backtest on the confounded simulator: elasticity_error, regret, violations per method."""
-    from shopml.pricing.backtest import run_backtest
-
+    check_out(out)
     _threads(threads)
-    t0 = time.perf_counter()
-    res = run_backtest(items, stores, weeks, seed, threads=threads)
-    extra = {k: v for k, v in res.items() if k != "rows"} | {"total_seconds": time.perf_counter() - t0,
-                                                             "peak_rss_mb": peak_rss_mb()}
-    write_benchmark(out, "simulated confounded market", res["rows"], extra)
+    with show_progress():
+        res = run_pricing_sim(items, stores, weeks, seed, threads=threads)
+    write_benchmark(out, res.dataset, res.rows, res.extra)
