@@ -25,6 +25,7 @@ from shopml.cli._common import (
     write_benchmark,
 )
 from shopml.errors import ConfigError, DataError
+from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, DEFAULT_MAX_CHANGE, PriceBook
 
 price_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Price optimization: elasticities, monotone neural demand, constrained prices.")
@@ -124,18 +125,21 @@ def optimize_cmd(
     cost: float = typer.Option(None, help="default: the context's mean 'cost' column; none: revenue"),
     objective: str = typer.Option("profit"),
     min_price: float = typer.Option(None), max_price: float = typer.Option(None),
-    max_change: float = typer.Option(None, help="default: the price book's when no price bound is given"),
+    # None, not DEFAULT_MAX_CHANGE: the cap applies only when no bound is given (PriceBook.decide).
+    max_change: float = typer.Option(None, help=f"default: ±{DEFAULT_MAX_CHANGE:g} when neither --min-price "
+                                     "nor --max-price is given (the service's rule)"),
     min_margin: float = typer.Option(None),
     endings: str = typer.Option(None, help="e.g. 0.99,0.49"), ladder: str = typer.Option(None),
-    last_weeks: int = typer.Option(None, help="context = the item's last N weeks (column 'week'); "
-                                   "default: the price book's"),
+    last_weeks: int = typer.Option(DEFAULT_LAST_WEEKS, help="context = the item's last N weeks (column 'week'), "
+                                   "as the service's price book"),
     json_out: bool = JSON_OPTION,
 ):
     """Best price for one item (x store) under the constraints, with intervals and curves.
     The same rules as the service: see :mod:`shopml.pricing.price_book`."""
     from shopml.pricing.demand import NeuralDemand
-    from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, PriceBook
 
+    if last_weeks < 1:
+        raise ConfigError(f"--last-weeks must be at least 1, got {last_weeks}")
     m = NeuralDemand.load(model)
     df = _read(data)
     rows = df.filter(pl.col(m.item).cast(pl.Utf8) == item)
@@ -143,7 +147,7 @@ def optimize_cmd(
         rows = rows.filter(pl.col("store").cast(pl.Utf8) == store)
     if rows.height == 0:
         raise DataError(f"no rows for item {item!r}" + (f" in store {store!r}" if store else ""), path=data)
-    book = PriceBook(item=m.item, last_weeks=DEFAULT_LAST_WEEKS if last_weeks is None else last_weeks).fit(m, rows)
+    book = PriceBook(item=m.item, last_weeks=last_weeks).fit(m, rows)
     d = book.decide(item, objective=objective, unit_cost=cost, current_price=current_price, min_price=min_price,
                     max_price=max_price, max_change=max_change, min_margin=min_margin,
                     endings=_numbers(endings, "--endings"), ladder=_numbers(ladder, "--ladder"))
