@@ -93,3 +93,35 @@ def test_cli_optimize_is_the_price_book(panels, tmp_path, capsys):
     assert abs(doc["price"] / doc["current_price"] - 1) <= DEFAULT_MAX_CHANGE + 1e-9
     book = PriceBook().fit(NeuralDemand.load(model), rows)
     assert book.optimize_item("3", unit_cost=1.5)["price"] == doc["price"]
+
+
+@pytest.mark.parametrize("flags", [
+    [],                                            # the defaults: 4 weeks of context, ±30%
+    ["--min-price", "0.5"],                        # a bound given: no default cap
+    ["--max-change", "0.1", "--endings", "0.99", "--cost", "1.0"],
+    ["--objective", "revenue", "--current-price", "3.0"],
+])
+def test_cli_and_service_price_book_agree(flags, panels, tmp_path, capsys):
+    """``shopml price optimize`` and the service's price book (fitted on the whole panel, as
+    the pricing job does) propose the same price for the same item and request."""
+    import polars as pl
+
+    from shopml.pricing.demand import NeuralDemand
+    from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, DEFAULT_MAX_CHANGE, PriceBook
+
+    model = tmp_path / "demand"
+    run(["price", "fit", str(panels / "market.csv"), "--out", str(model), "--members", "1", "--epochs", "2"], capsys)
+    doc = json.loads(run(["price", "optimize", "--model", str(model), "--data", str(panels / "market.csv"),
+                          "--item", "2", *flags, "--json"], capsys))
+    book = PriceBook().fit(NeuralDemand.load(model), pl.read_csv(panels / "market.csv"))
+    assert (book.last_weeks, book.default_max_change) == (DEFAULT_LAST_WEEKS, DEFAULT_MAX_CHANGE)
+    opts = dict(zip(flags[::2], flags[1::2]))
+    request = {"objective": opts.get("--objective", "profit"),
+               "unit_cost": float(opts["--cost"]) if "--cost" in opts else None,
+               "current_price": float(opts["--current-price"]) if "--current-price" in opts else None,
+               "min_price": float(opts["--min-price"]) if "--min-price" in opts else None,
+               "max_change": float(opts["--max-change"]) if "--max-change" in opts else None,
+               "endings": [float(opts["--endings"])] if "--endings" in opts else None}
+    served = book.optimize_item("2", **{k: v for k, v in request.items() if v is not None})
+    assert served["price"] == doc["price"] and served["current_price"] == doc["current_price"]
+    assert served["objective"] == doc["objective"] and served["binding"] == list(doc["binding"])

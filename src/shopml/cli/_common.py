@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import resource
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import typer
 from rich.console import Console
 
 from shopml.artifacts import json_default as _json_default
+from shopml.benchmarks._common import peak_rss_mb  # noqa: F401  (commands import it from here)
+from shopml.errors import ConfigError, DataError
 
 app = typer.Typer(
     name="shopml",
@@ -69,11 +72,6 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def markdown_table(rows: list[dict]) -> str:
     """Render rows (dicts) as a Markdown table; columns in first-seen order."""
     cols: list[str] = []
@@ -103,3 +101,36 @@ def write_benchmark(out: Path, dataset: str, rows: list[dict], extra: dict | Non
     table = markdown_table(rows)
     atomic_write_text(out.with_suffix(".md"), f"# {dataset}\n\n{table}\n")
     console.print(table, markup=False, soft_wrap=True)
+
+
+def check_input(path: Path | None) -> None:
+    """A benchmark's input must exist before any model is built (one line, exit 2)."""
+    if path is not None and not Path(path).exists():
+        raise DataError("file not found", path=path)
+
+
+def check_out(out: Path) -> None:
+    """``--out`` and its Markdown twin must be writable files, checked before hours of training."""
+    for p in (Path(out), Path(out).with_suffix(".md")):
+        if p.is_dir():
+            raise ConfigError(f"--out {out}: {p} is a folder; give a .json file path")
+
+
+class _ConsoleHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(self.format(record), markup=False, highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def show_progress(name: str = "shopml.benchmarks"):
+    """Print the library's progress log (``name``, INFO and up) on the console inside the block:
+    the benchmarks log each model as it finishes and print nothing themselves."""
+    logger, handler = logging.getLogger(name), _ConsoleHandler()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -1,6 +1,7 @@
 """``shopml customers fit|forecast`` and the ``customers`` and ``intent`` benchmarks.
 
-Commands call the Python API (:mod:`shopml.customers.estimator`, :mod:`shopml.intent.tabular`);
+Commands call the Python API (:mod:`shopml.customers.estimator`; the benchmarks are
+:mod:`shopml.benchmarks.customers` and :mod:`shopml.benchmarks.intent`);
 bad input raises DataError/ConfigError, which ``shopml.cli.main`` prints as one line, exit 2.
 Customer ids are pseudonymized (keyed HMAC) before anything is fitted or saved.
 """
@@ -8,38 +9,31 @@ Customer ids are pseudonymized (keyed HMAC) before anything is fitted or saved.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, peak_rss_mb, print_json, write_benchmark
+from shopml.benchmarks.customers import load_transactions as _load
+from shopml.benchmarks.customers import run_customers
+from shopml.benchmarks.intent import run_intent
+from shopml.cli._common import (
+    JSON_OPTION,
+    app,
+    benchmark_app,
+    check_input,
+    check_out,
+    console,
+    print_json,
+    show_progress,
+    write_benchmark,
+)
 from shopml.errors import ConfigError
 
 customers_app = typer.Typer(no_args_is_help=True, help="Customer purchase forecast (RNN vs BG/NBD).")
 app.add_typer(customers_app, name="customers")
 
 FORMAT_HELP = "cdnow (whitespace: id [sample_id] yyyymmdd cds dollars) or events (canonical event file)"
-
-
-def _load(data: Path, fmt: str, pseudonymize: bool = True):
-    """(ids, day, dollars, start date) from a CDNOW-format or canonical events file."""
-    from shopml.customers.estimator import transactions_to_days
-    from shopml.privacy import pseudonymize as pseudo
-
-    if fmt == "cdnow":
-        from shopml.data.public import read_cdnow
-
-        tx = read_cdnow(data)
-        ids, day, usd, start = transactions_to_days(tx)
-        return (np.array(pseudo(ids)) if pseudonymize else ids), day, usd, start
-    if fmt == "events":
-        from shopml.data.events import read_events
-
-        return transactions_to_days(read_events(data))  # read_events pseudonymizes user ids
-    raise ConfigError(f"unknown --format {fmt!r}; use cdnow or events")
 
 
 def _threads(n: int) -> None:
@@ -124,37 +118,14 @@ def bench_customers(
     threads: int = typer.Option(2, help="torch threads"),
 ) -> None:
     """RNN vs BG/NBD: per-customer holdout MAE and the cumulative weekly purchase curve."""
-    from shopml.customers.bgnbd import BGNBD, rfm_summary
-    from shopml.customers.estimator import CustomerForecaster, evaluate_holdout
-
+    check_input(data)
+    check_out(out)
+    _at_least_1(calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks, n_models=n_models)
     _threads(threads)
-    ids, day, usd, start = _load(data, "cdnow")
-    cal, hold = 7 * calibration_weeks - 1, 7 * (calibration_weeks + holdout_weeks) - 1
-    t0 = time.perf_counter()
-    r = rfm_summary(ids, day, cal)
-    bg = BGNBD().fit(r["x"], r["tx"], r["T"])
-    bg_seconds = time.perf_counter() - t0
-    m = CustomerForecaster(n_models=n_models, seed=seed).fit_arrays(ids, day, usd, cal, start=start)
-    ev = evaluate_holdout(m, ids, day, hold)
-    rows = [
-        # The point forecast scored as `mae`: the RNN's predictive median, BG/NBD's conditional
-        # expectation (FHL 2005's forecast). Both models' mean and median are in the row as well.
-        {"model": "rnn", "mae": ev["rnn"]["mae_median"], **ev["rnn"], "train_seconds": m.train_seconds_,
-         "peak_rss_mb": peak_rss_mb()},
-        {"model": "bgnbd", "mae": ev["bgnbd"]["mae_mean"], **ev["bgnbd"], **bg.params_, "ll": bg.log_likelihood_,
-         "train_seconds": bg_seconds},
-    ]
-    extra = {"actual_total": ev["actual_total"], "calibration_weeks": calibration_weeks,
-             "holdout_weeks": holdout_weeks, "customers": len(m.customers_), "curve": ev["curve"],
-             "mae_ratio_rnn_to_bgnbd": rows[0]["mae"] / rows[1]["mae"],
-             "mae_median_ratio_rnn_to_bgnbd": ev["rnn"]["mae_median"] / ev["bgnbd"]["mae_median"],
-             "rmse_mean_ratio_rnn_to_bgnbd": ev["rnn"]["rmse_mean"] / ev["bgnbd"]["rmse_mean"],
-             "oracle_cell_median_mae": ev["oracle_cell_median_mae"],
-             "note": "mae: rnn = predictive median, bgnbd = conditional expectation (FHL 2005's forecast); "
-                     "mae_median / rmse_mean compare like with like; oracle_cell_median_mae reads the "
-                     "holdout (median per (x, t_x in 5-week bins) cell): a yardstick, not a model"}
-    write_benchmark(out, f"cdnow ({data.name}), weeks 1-{calibration_weeks} calibration, "
-                         f"{calibration_weeks + 1}-{calibration_weeks + holdout_weeks} holdout", rows, extra)
+    with show_progress():
+        res = run_customers(data, calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks,
+                            n_models=n_models, seed=seed)
+    write_benchmark(out, res.dataset, res.rows, res.extra)
 
 
 @benchmark_app.command("intent")
@@ -167,15 +138,18 @@ def bench_intent(
     threads: int = typer.Option(2, help="torch threads"),
 ) -> None:
     """Neural (MLP ensemble), LightGBM and logistic regression on the same stratified folds (AUC)."""
-    from shopml.data.public import read_online_shoppers
-    from shopml.intent.tabular import cross_validate_intent
-
+    check_input(data)
+    check_out(out)
+    _at_least_1(n_models=n_models)
+    if folds < 2:
+        raise ConfigError(f"--folds must be at least 2, got {folds}")
     _threads(threads)
-    X, y = read_online_shoppers(data)
-    res = cross_validate_intent(X, y, n_splits=folds, seed=seed, neural={"n_models": n_models})
-    rows = [{"model": k, "auc": float(np.mean(v["auc"])), "auc_std": float(np.std(v["auc"])),
-             "auc_folds": [round(a, 4) for a in v["auc"]], "train_seconds": v["train_seconds"]}
-            for k, v in res.items()]
-    best = max(r["auc"] for r in rows if r["model"] != "neural")
-    write_benchmark(out, f"uci online shoppers ({data.name}), stratified {folds}-fold, seed {seed}", rows,
-                    {"neural_minus_best_baseline": rows[0]["auc"] - best, "peak_rss_mb": peak_rss_mb()})
+    with show_progress():
+        res = run_intent(data, folds=folds, n_models=n_models, seed=seed)
+    write_benchmark(out, res.dataset, res.rows, res.extra)
+
+
+def _at_least_1(**options: int) -> None:
+    for name, value in options.items():
+        if value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

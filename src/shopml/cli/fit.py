@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import sys
-import tempfile
-import time
 from enum import Enum
 from pathlib import Path
 
 import typer
 
+from shopml.benchmarks.fit import run_fit
 from shopml.cli import inputs as opt
 from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, print_json, write_benchmark
 from shopml.errors import ConfigError
@@ -199,6 +198,8 @@ def bench_fit(
     run: Path = typer.Option(None, "--run", help="Keep the fitted run here (default: a temporary folder)."),
 ):
     """``shopml fit`` on any log, scored on its test window: one row per job x model."""
+    from shopml import progress
+    from shopml.cli.render import FitProgress
     from shopml.runs import check_run_target
 
     load = opt.checked_load_kwargs(events, locals())
@@ -206,15 +207,11 @@ def bench_fit(
     if run is not None:
         check_run_target(run, inputs=_inputs(events, exclude_items))
     cut, budget, job_list = parse_date(test_from, "--test-from"), _check_minutes(max_minutes), parse_jobs(jobs)
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="shopml-bench-fit-") as tmp:
-        res, quality = fit_log(events, run or Path(tmp) / "run", load, test_from=cut, max_minutes=budget,
-                               jobs=job_list, preset=preset.value, show=sys.stderr.isatty(), log=plain)
-    rows = benchmark_rows(res)
-    extra = {"seconds": round(time.perf_counter() - t0, 1), "command": "shopml " + " ".join(sys.argv[1:]),
-             "excluded": quality.get("excluded", {}), "skipped": res.skipped, "periods": res.periods,
-             "winners": res.winners}
-    write_benchmark(out, str(events), rows, extra)
+    with FitProgress(enabled=sys.stderr.isatty()) as bar, progress.listen(bar):
+        res = run_fit(events, load=load, test_from=cut, max_minutes=budget, jobs=job_list, preset=preset.value,
+                      run=run, log=plain)
+    extra = {"seconds": res.extra.pop("seconds"), "command": "shopml " + " ".join(sys.argv[1:]), **res.extra}
+    write_benchmark(out, res.dataset, res.rows, extra)
 
 
 def _check_bench_out(out: Path) -> None:
@@ -224,17 +221,6 @@ def _check_bench_out(out: Path) -> None:
         raise ConfigError(f"--out {out} is a folder; give a .json file path")
     if not out.parent.exists() and not out.parent.parent.exists():
         raise ConfigError(f"--out {out}: its folder does not exist")
-
-
-def benchmark_rows(res) -> list[dict]:
-    """One row per job x model (x protocol) with lower-case metric names and ``winner``."""
-    rows = []
-    for job, metrics in res.metrics.items():
-        for r in metrics:
-            row = {"job": job, "model": r["model"], "winner": bool(r.get("winner", False))}
-            row.update({k.lower(): v for k, v in r.items() if k not in ("model", "winner")})
-            rows.append(row)
-    return rows
 
 
 @app.command("evaluate")

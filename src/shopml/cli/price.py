@@ -1,6 +1,7 @@
 """``shopml price elasticity|fit|optimize|backtest|simulate`` and ``shopml benchmark pricing|pricing-sim``.
 
-Each command parses options and calls the Python API in :mod:`shopml.pricing`.
+Each command parses options and calls the Python API in :mod:`shopml.pricing` (the benchmarks:
+:mod:`shopml.benchmarks.pricing`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ from pathlib import Path
 import polars as pl
 import typer
 
+from shopml.benchmarks.pricing import run_pricing, run_pricing_sim
 from shopml.cli._common import (
     JSON_OPTION,
     app,
     benchmark_app,
+    check_input,
+    check_out,
     console,
-    peak_rss_mb,
     print_json,
+    show_progress,
     write_benchmark,
 )
 from shopml.data.public import read_table
 from shopml.errors import ConfigError, DataError
+from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, DEFAULT_MAX_CHANGE, PriceBook
 
 price_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
                         help="Price optimization: elasticities, monotone neural demand, constrained prices.")
@@ -111,18 +116,21 @@ def optimize_cmd(
     cost: float = typer.Option(None, help="default: the context's mean 'cost' column; none: revenue"),
     objective: str = typer.Option("profit"),
     min_price: float = typer.Option(None), max_price: float = typer.Option(None),
-    max_change: float = typer.Option(None, help="default: the price book's when no price bound is given"),
+    # None, not DEFAULT_MAX_CHANGE: the cap applies only when no bound is given (PriceBook.decide).
+    max_change: float = typer.Option(None, help=f"default: ±{DEFAULT_MAX_CHANGE:g} when neither --min-price "
+                                     "nor --max-price is given (the service's rule)"),
     min_margin: float = typer.Option(None),
     endings: str = typer.Option(None, help="e.g. 0.99,0.49"), ladder: str = typer.Option(None),
-    last_weeks: int = typer.Option(None, help="context = the item's last N weeks (column 'week'); "
-                                   "default: the price book's"),
+    last_weeks: int = typer.Option(DEFAULT_LAST_WEEKS, help="context = the item's last N weeks (column 'week'), "
+                                   "as the service's price book"),
     json_out: bool = JSON_OPTION,
 ):
     """Best price for one item (x store) under the constraints, with intervals and curves.
     The same rules as the service: see :mod:`shopml.pricing.price_book`."""
     from shopml.pricing.demand import NeuralDemand
-    from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, PriceBook
 
+    if last_weeks < 1:
+        raise ConfigError(f"--last-weeks must be at least 1, got {last_weeks}")
     m = NeuralDemand.load(model)
     df = read_table(data)
     rows = df.filter(pl.col(m.item).cast(pl.Utf8) == item)
@@ -130,7 +138,7 @@ def optimize_cmd(
         rows = rows.filter(pl.col("store").cast(pl.Utf8) == store)
     if rows.height == 0:
         raise DataError(f"no rows for item {item!r}" + (f" in store {store!r}" if store else ""), path=data)
-    book = PriceBook(item=m.item, last_weeks=DEFAULT_LAST_WEEKS if last_weeks is None else last_weeks).fit(m, rows)
+    book = PriceBook(item=m.item, last_weeks=last_weeks).fit(m, rows)
     d = book.decide(item, objective=objective, unit_cost=cost, current_price=current_price, min_price=min_price,
                     max_price=max_price, max_change=max_change, min_margin=min_margin,
                     endings=_numbers(endings, "--endings"), ladder=_numbers(ladder, "--ladder"))
@@ -188,17 +196,15 @@ def bench_pricing(
     threads: int = typer.Option(2), seed: int = typer.Option(0),
 ):
     """Elasticities (naive, naive_by_brand, dml, neural) per brand + the Montgomery comparison."""
-    from shopml.pricing.panel import read_panel, run_panel_benchmark
-
+    check_input(data)
+    check_input(demo)
+    check_out(out)
     _threads(threads)
-    t0 = time.perf_counter()
-    df = read_panel(data, demo)
-    rows, extra = run_panel_benchmark(df, folds=folds, epochs=epochs, members=members, threads=threads, seed=seed,
-                                      cost_fraction=cost_fraction)
-    extra.update(n_rows=df.height, n_brands=df["brand"].n_unique(), total_seconds=time.perf_counter() - t0,
-                 peak_rss_mb=peak_rss_mb(), data=str(data), demo=str(demo) if demo else None)
-    write_benchmark(out, Path(data).name, rows, extra)
-    mg = extra["montgomery"]
+    with show_progress():
+        res = run_pricing(data, demo, folds=folds, epochs=epochs, members=members, cost_fraction=cost_fraction,
+                          threads=threads, seed=seed)
+    write_benchmark(out, res.dataset, res.rows, res.extra)
+    mg = res.extra["montgomery"]
     console.print(f"Montgomery comparison: model-based profit change {mg['profit_change']:+.2%} with prices within "
                   f"±{mg['max_change']:.0%} (published 2.74%). Caveat: {mg['caveat']}", markup=False)
 
@@ -210,11 +216,8 @@ def bench_pricing_sim(
     seed: int = typer.Option(0), threads: int = typer.Option(2),
 ):
     """Backtest on the confounded simulator: elasticity_error, regret, violations per method."""
-    from shopml.pricing.backtest import run_backtest
-
+    check_out(out)
     _threads(threads)
-    t0 = time.perf_counter()
-    res = run_backtest(items, stores, weeks, seed, threads=threads)
-    extra = {k: v for k, v in res.items() if k != "rows"} | {"total_seconds": time.perf_counter() - t0,
-                                                             "peak_rss_mb": peak_rss_mb()}
-    write_benchmark(out, "simulated confounded market", res["rows"], extra)
+    with show_progress():
+        res = run_pricing_sim(items, stores, weeks, seed, threads=threads)
+    write_benchmark(out, res.dataset, res.rows, res.extra)

@@ -2,8 +2,9 @@
 
 Data is either a Beauty-format text file (one user per line: ``user item1 item2 ...``,
 chronological) or an event file read by :func:`shopml.data.events.read_events`.
-Every command calls the Python API; hyper-parameters are the estimators' defaults for every
-dataset (no per-dataset tuning).
+Every command calls the Python API; the leave-one-out split, the model table and the
+benchmark itself are :mod:`shopml.benchmarks.recommend` (hyper-parameters are the estimators'
+defaults for every dataset, no per-dataset tuning).
 """
 
 from __future__ import annotations
@@ -12,40 +13,33 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
-from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, peak_rss_mb, print_json, write_benchmark
+from shopml.benchmarks.recommend import (
+    MODELS,
+    check_models,
+    fit_model,
+    kept_rows,
+    read_sequences,
+    run_memory,
+    run_recommend,
+)
+from shopml.benchmarks.recommend import split as _split
+from shopml.cli._common import (
+    JSON_OPTION,
+    app,
+    benchmark_app,
+    check_input,
+    check_out,
+    console,
+    print_json,
+    show_progress,
+    write_benchmark,
+)
 from shopml.errors import ConfigError, DataError
 
 rec_app = typer.Typer(no_args_is_help=True, help="Next-item recommendation: SASRec, Caser and baselines.")
 app.add_typer(rec_app, name="recommend")
-
-MODELS = ("sasrec", "caser", "pop", "itemknn", "markov")
-NEURAL = ("sasrec", "caser")
-
-
-def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: int | None = None,
-               max_seconds: float | None = None):
-    """A recommender with its default hyper-parameters by name.
-
-    Example:
-        >>> type(make_model("pop")).__name__
-        'MostPopular'
-    """
-    from shopml.recommend import baselines, models
-
-    kw = {"progress": progress, "threads": threads, "max_seconds": max_seconds, **({"epochs": epochs} if epochs else {})}
-    table = {
-        "sasrec": lambda: models.SASRecRecommender(**kw),
-        "caser": lambda: models.CaserRecommender(**kw),
-        "pop": baselines.MostPopular,
-        "itemknn": baselines.ItemKNN,
-        "markov": baselines.Markov,
-    }
-    if name not in table:
-        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    return table[name]()
 
 
 def model_class(kind: str):
@@ -56,41 +50,6 @@ def model_class(kind: str):
         if cls.kind == kind:
             return cls
     raise ConfigError(f"unknown model kind {kind!r}")
-
-
-def read_sequences(path: Path):
-    """Sequences from a Beauty-format ``.txt`` file or an event file (CSV/Parquet/JSONL)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path=path)
-    if path.suffix.lower() == ".txt":
-        from shopml.data.public import read_beauty
-
-        return read_beauty(path)
-    from shopml.data.events import read_events
-    from shopml.data.sequences import build_sequences
-
-    return build_sequences(read_events(path))
-
-
-def _split(seqs):
-    from shopml.data.sequences import leave_one_out
-
-    train, valid, test = leave_one_out(seqs)
-    return train, valid, test, train.append(valid)
-
-
-def fit_model(name: str, seqs, *, progress: bool, threads: int, epochs: int | None = None,
-              max_seconds: float | None = None):
-    """Fit on the leave-one-out training part: neural models early-stop on the validation item;
-    baselines (nothing to early-stop) see train + validation item. Returns (model, splits)."""
-    train, valid, test, train_valid = _split(seqs)
-    model = make_model(name, progress=progress, threads=threads, epochs=epochs, max_seconds=max_seconds)
-    if name in NEURAL:
-        model.fit(train, valid)
-    else:
-        model.fit(train_valid)
-    return model, (train, valid, test, train_valid)
 
 
 @rec_app.command("fit")
@@ -178,73 +137,18 @@ def benchmark_cmd(
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="training wall-time budget per model"),
 ):
     """Train and evaluate every model on a leave-one-out split; rows per model and protocol."""
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    check_input(data)
+    check_out(out)
+    check_models(names)
     import torch
-
-    from shopml.evaluation.protocols import evaluate_model
 
     torch.set_num_threads(threads)
-    seqs = read_sequences(data)
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    rows = _kept_rows(out, names) if append else []
-    for name in names:
-        t0 = time.perf_counter()
-        m, (_, _, test, train_valid) = fit_model(name, seqs, progress=True, threads=threads, epochs=epochs,
-                                                 max_seconds=max_seconds)
-        train_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        res = evaluate_model(m, train_valid, test)
-        eval_s = time.perf_counter() - t1
-        info = getattr(m, "fit_info_", {}) or {}
-        n_ep = info.get("epochs", 0)
-        for proto in ("A", "B"):
-            r = res[proto]
-            rows.append({"model": name, "protocol": proto, "hr@10": r["hr@10"], "ndcg@10": r["ndcg@10"],
-                         "hr@20": r["hr@20"], "ndcg@20": r["ndcg@20"], "mrr@10": r["mrr@10"],
-                         "hr@5": r["hr@5"], "ndcg@5": r["ndcg@5"], "epochs": n_ep,
-                         "best_epoch": info.get("best_epoch", 0), "valid_ndcg@10": info.get("best_score"),
-                         "out_of_time": info.get("out_of_time", False),
-                         "train_seconds": train_s, "seconds_to_best": info.get("seconds_to_best", train_s),
-                         "seconds_per_epoch": train_s / n_ep if n_ep else None, "eval_seconds": eval_s,
-                         "peak_rss_mb": peak_rss_mb()})
-        write_benchmark(out, data.name, rows, extra={"threads": threads, "protocol_note": _NOTE})
-
-
-def _kept_rows(out: Path, names: list[str]) -> list[dict]:
-    import json
-
-    if not Path(out).is_file():
-        return []
-    return [r for r in json.loads(Path(out).read_text()).get("rows", []) if r.get("model") not in names]
-
-
-_NOTE = ("leave-one-out, full ranking over every item; A excludes history items, B excludes nothing; "
-         "neural models train on all but the last 2 items and early-stop on the second-last; baselines "
-         "count all but the last item")
-
-
-def memory_check(n_items: int = 1_000_000, n_users: int = 5000, seed: int = 0) -> dict:
-    """Full-ranking evaluation (protocols A and B) of an untrained SASRec over a simulated
-    catalogue of ``n_items`` items; returns timings and the process's peak RSS.
-
-    Example (not run, ~1 min): ``memory_check(1_000_000)["peak_rss_mb"] < 4096``
-    """
-    import torch
-
-    from shopml.evaluation.protocols import auto_batch_size, evaluate
-    from shopml.recommend.nets import SASRec
-
-    rng = np.random.default_rng(seed)
-    lens = rng.integers(3, 30, n_users)
-    indptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-    items = (rng.zipf(1.2, indptr[-1]) % n_items + 1).astype(np.int64)  # skewed popularity
-    targets = (rng.zipf(1.2, n_users) % n_items + 1).astype(np.int64)
-    torch.manual_seed(seed)
-    net = SASRec(n_items, dim=64, max_len=50).eval()
-    t0 = time.perf_counter()
-    res = evaluate(lambda h, u: net.score(h[:, -50:]), indptr, items, targets, n_items=n_items)
-    return {"n_items": n_items, "n_users": n_users, "batch_users": auto_batch_size(n_items),
-            "eval_seconds": time.perf_counter() - t0, "ndcg@10_A": res["A"]["ndcg@10"],
-            "peak_rss_mb": peak_rss_mb()}
+    # Written after every model, so a long run keeps the models it has finished.
+    with show_progress():
+        run_recommend(data, names, threads=threads, epochs=epochs, max_seconds=max_seconds,
+                      rows=kept_rows(out, names) if append else [],
+                      on_model=lambda res: write_benchmark(out, res.dataset, res.rows, res.extra))
 
 
 @benchmark_app.command("recommend-memory")
@@ -255,8 +159,11 @@ def memory_cmd(
     threads: int = typer.Option(2, "--threads"),
 ):
     """Peak memory of full-ranking evaluation on a simulated catalogue (target: < 4 GB at 1M items)."""
+    check_out(out)
+    if n_items < 1 or n_users < 1:
+        raise ConfigError("--items and --users must be at least 1")
     import torch
 
     torch.set_num_threads(threads)
-    row = memory_check(n_items, n_users)
-    write_benchmark(out, f"simulated {n_items:,}-item catalogue", [{"model": "sasrec (untrained)", **row}])
+    res = run_memory(n_items, n_users)
+    write_benchmark(out, res.dataset, res.rows, res.extra)

@@ -13,24 +13,25 @@ from pathlib import Path
 
 import typer
 
-from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, peak_rss_mb, print_json, write_benchmark
+from shopml.benchmarks.sessions import check_models, run_sessions
+from shopml.benchmarks.sessions import gru_params as _gru_params
+from shopml.cli._common import (
+    JSON_OPTION,
+    app,
+    benchmark_app,
+    check_input,
+    check_out,
+    console,
+    print_json,
+    show_progress,
+    write_benchmark,
+)
 
 sessions_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Session next-click models.")
 app.add_typer(sessions_app, name="sessions")
 
 MODEL_OPT = typer.Option("gru4rec", "--model", help="gru4rec, vsknn, markov or pop.")
 THREADS_OPT = typer.Option(2, "--threads", help="torch threads (this machine has 2 cores).")
-
-
-def _gru_params(epochs: int | None, time_budget: float | None, hidden: int | None) -> dict:
-    from shopml.sessions.estimator import DEFAULTS_YOOCHOOSE
-
-    p = dict(DEFAULTS_YOOCHOOSE, time_budget=time_budget)
-    if epochs:
-        p["epochs"] = epochs
-    if hidden:
-        p["hidden"] = hidden
-    return p
 
 
 @sessions_app.command("fit")
@@ -106,20 +107,6 @@ def predict_cmd(
         console.print(f"{' '.join(s) or '(empty)'} -> {' '.join(r['items'])}{flag}", markup=False)
 
 
-def _bench_row(name: str, model, train, prefixes, targets) -> dict:
-    t0 = time.perf_counter()
-    model.fit(train)
-    train_s = time.perf_counter() - t0
-    res = model.evaluate(prefixes, targets, k=20)
-    row = {"model": name, "recall@20": round(res["recall@20"], 4), "mrr@20": round(res["mrr@20"], 4),
-           "train_seconds": round(train_s, 1), "eval_seconds": res["eval_seconds"],
-           "peak_rss_mb": round(peak_rss_mb(), 0)}  # fmt: skip
-    if hasattr(model, "history_"):
-        row["epochs"] = len(model.history_["loss"])
-    console.print(row, markup=False)
-    return row
-
-
 @benchmark_app.command("sessions")
 def bench_sessions(
     train: Path = typer.Option(..., "--train", help="Sessions file (one session per line)."),
@@ -132,51 +119,14 @@ def bench_sessions(
     intent: bool = typer.Option(True, "--intent/--no-intent", help="Add the simulator purchase-intent row."),
 ):
     """Next-click Recall@20/MRR@20 of each model on a Yoochoose-format split (+ intent AUC)."""
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    check_input(train)
+    check_input(test)
+    check_out(out)
+    check_models(names)
     import torch
 
-    from shopml.sessions.baselines import VSKNN_YOOCHOOSE
-    from shopml.sessions.estimator import session_model
-
     torch.set_num_threads(threads)
-    tr, prefixes, targets = _read_split(train, test)
-    rows = []
-    for name in [m.strip() for m in models.split(",") if m.strip()]:
-        params = {"gru4rec": _gru_params(epochs, time_budget, None), "vsknn": VSKNN_YOOCHOOSE}.get(name, {})
-        rows.append(_bench_row(name, session_model(name, **params), tr, prefixes, targets))
-    if intent:
-        rows.append(_intent_row())
-
-    extra = {"train": str(train), "test": str(test), "threads": threads, "n_test": len(targets),
-             "gru4rec_params": _gru_params(epochs, time_budget, None) if "gru4rec" in models else None,
-             "vsknn_params": VSKNN_YOOCHOOSE if "vsknn" in models else None,
-             "protocol": "every training item ranked; ties pessimistic; targets unseen in training are misses"}  # fmt: skip
-    write_benchmark(out, f"sessions: {train.parent.name}", rows, extra=extra)
-
-
-def _read_split(train: Path, test: Path):
-    """The split through data-core's reader, as raw-id lists (the estimators' input).
-    Unknown test targets become "" (never a training item: a miss)."""
-    import numpy as np
-
-    from shopml.data.public import read_session_split
-
-    split = read_session_split(train, test)
-    ids = np.array([""] + split.item_map.to_list(), dtype=object)
-
-    def lists(seqs):
-        return [a.tolist() for a in np.split(ids[seqs.items], seqs.indptr[1:-1])]
-
-    return lists(split.train_sessions), lists(split.test_prefixes), ids[split.test_targets].tolist()
-
-
-def _intent_row() -> dict:
-    """Purchase-intent AUC on the simulator beside the AUC of its true propensity."""
-    from shopml.intent.estimator import simulator_intent_benchmark
-
-    t0 = time.perf_counter()
-    res = simulator_intent_benchmark()
-    row = {"model": "intent-gru (simulator)", "auc": round(res["auc"], 4), "oracle_auc": round(res["oracle_auc"], 4),
-           "train_seconds": round(res["train_seconds"], 1), "eval_seconds": round(time.perf_counter() - t0 - res["train_seconds"], 1),
-           "peak_rss_mb": round(peak_rss_mb(), 0)}  # fmt: skip
-    console.print(row, markup=False)
-    return row
+    with show_progress():
+        res = run_sessions(train, test, names, threads=threads, epochs=epochs, time_budget=time_budget, intent=intent)
+    write_benchmark(out, res.dataset, res.rows, res.extra)

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from shopml.data.sequences import IdMap
 from shopml.errors import DataError

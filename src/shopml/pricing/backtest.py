@@ -34,10 +34,13 @@ from shopml.pricing.demand import NeuralDemand
 from shopml.pricing.elasticity import estimate_elasticity
 from shopml.pricing.loglinear import LogLinearDemand
 from shopml.pricing.optimize import Constraints, candidate_prices, optimize_price, violations
+from shopml.pricing.price_book import DEFAULT_LAST_WEEKS, DEFAULT_MAX_CHANGE
 
 __all__ = ["run_backtest", "TrueDemand", "DEFAULT_CONSTRAINTS", "METHODS"]
 
-DEFAULT_CONSTRAINTS = Constraints(max_change=0.3, min_margin=0.05)
+# The price book's rules (4 weeks of context, ±30%), so the regret measured here is the
+# regret of what the service and ``shopml price optimize`` propose.
+DEFAULT_CONSTRAINTS = Constraints(max_change=DEFAULT_MAX_CHANGE, min_margin=0.05)
 METHODS = ["naive", "dml", "iv", "neural", "dml_hidden", "neural_hidden"]
 BASE = ["item", "store", "week", "promo", "log_comp", "income"]
 
@@ -103,7 +106,7 @@ def _regret(model, truth_model, units, constraints) -> tuple[float, int]:
 
 
 def run_backtest(n_items=30, n_stores=10, n_weeks=52, seed=0, *, methods=None, constraints=DEFAULT_CONSTRAINTS,
-                 n_units=100, last_weeks=4, neural_epochs=15, n_members=3, threads=2) -> dict:
+                 n_units=100, last_weeks=DEFAULT_LAST_WEEKS, neural_epochs=15, n_members=3, threads=2) -> dict:
     """Simulate a confounded market, estimate with each method, optimize, score against truth."""
     market = simulate_market(n_items, n_stores, n_weeks, confounded=True, seed=seed)
     data = _prepare(market.panel)

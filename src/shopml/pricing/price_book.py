@@ -31,7 +31,19 @@ from shopml.errors import ArtifactError, DataError, NotFittedError
 __all__ = ["PriceBook"]
 
 KIND = "price-book"
+# The one place these defaults live: PriceBook's parameters, ``shopml price optimize``'s
+# options and the backtest (:mod:`shopml.pricing.backtest`) read them from here, so the price
+# the service proposes, the CLI's and the backtest's regret all follow the same rules.
+# 4 weeks, not 8: the demand model averages its prediction over the context rows, so they
+# should look like next week (this month's promotions, competitor prices and store mix); 4
+# weeks x stores still gives several rows per item to average over, and 8 weeks mixes in
+# promotions that have ended. The backtest's decision units use the same window.
 DEFAULT_LAST_WEEKS = 4
+# ±30% when the request bounds nothing: a monotone demand net extrapolates (it has seen the
+# prices near the current one, not half or double it), and an unbounded optimum lands on
+# the grid's edge, not on a price anyone observed. A request that gives any bound
+# (min_price, max_price or max_change) is trusted as given. The backtest's regret is measured
+# under the same cap.
 DEFAULT_MAX_CHANGE = 0.3
 _CONSTRAINTS = ("min_price", "max_price", "max_change", "min_margin", "endings", "ladder")
 
@@ -52,8 +64,9 @@ class PriceBook:
         return {"item": self.item, "last_weeks": self.last_weeks, "default_max_change": self.default_max_change}
 
     def fit(self, demand, panel: pl.DataFrame) -> PriceBook:
-        """Remember each item's last ``last_weeks`` weeks of rows (the context the demand model
-        averages over), its median price there (current price) and mean unit cost."""
+        """Remember each item's rows in the panel's last ``last_weeks`` weeks (the context the
+        demand model averages over), its median price there (current price) and mean unit cost.
+        An item with no rows in those weeks is not in the book."""
         price = getattr(demand, "price", "price")
         recent = panel
         if "week" in panel.columns:
