@@ -29,6 +29,7 @@ from shopml.sessions.data import ItemIndex
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import LOSSES, train_gru4rec
 from shopml.errors import ConfigError
+from shopml.training import torch_threads
 
 __all__ = ["SessionRecommender"]
 
@@ -65,8 +66,13 @@ class SessionRecommender(SessionRankerBase):
         average_from: if set, keep the mean of the weights at the end of epochs
             ``average_from``..``epochs`` (weight averaging) instead of the last weights;
             ``average_every`` adds a snapshot every that many steps after that.
-        seed: seeds init and negative sampling.
+        patience: with ``fit(..., valid=...)``, stop after this many epochs without a better
+            validation MRR@20 (and keep the best epoch's weights, unless averaging).
+        checkpoint_dir: write a checkpoint after every epoch; a rerun resumes from it.
+        seed: seeds init, dropout and negative sampling.
         threads: torch threads while fitting (None = leave as is).
+
+    ``history_`` holds one dict per epoch (``epoch``, ``loss``, ``steps``, ``seconds``, ...).
     """
 
     def __init__(
@@ -89,6 +95,8 @@ class SessionRecommender(SessionRankerBase):
         average_from: int | None = None,
         average_every: int | None = None,
         time_budget: float | None = None,
+        patience: int = 5,
+        checkpoint_dir: str | None = None,
         seed: int = 0,
         threads: int | None = None,
     ):
@@ -97,7 +105,7 @@ class SessionRecommender(SessionRankerBase):
         self.loss, self.bpreg, self.elu_param = loss, bpreg, elu_param
         self.dropout_hidden, self.dropout_embed, self.skip = dropout_hidden, dropout_embed, skip
         self.epochs, self.average_from, self.average_every, self.time_budget = epochs, average_from, average_every, time_budget
-        self.seed, self.threads = seed, threads
+        self.patience, self.checkpoint_dir, self.seed, self.threads = patience, checkpoint_dir, seed, threads
 
     def get_params(self) -> dict:
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
@@ -112,28 +120,39 @@ class SessionRecommender(SessionRankerBase):
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
 
-    def fit(self, sessions: Sequence[Sequence]) -> "SessionRecommender":
-        """Train on sessions: each a chronological sequence of raw item ids."""
+    def fit(self, sessions: Sequence[Sequence], valid: Sequence[Sequence] | None = None) -> "SessionRecommender":
+        """Train on sessions: each a chronological sequence of raw item ids. With ``valid``
+        sessions, every next click in them is a validation case (MRR@20 after each epoch,
+        early stopping)."""
         self._validate()
-        if self.threads:
-            torch.set_num_threads(int(self.threads))
         index, indptr, items = build_index(sessions)
         if index.n_items == 0 or not (np.diff(indptr) >= 2).any():
             raise ConfigError("training needs at least one session with 2 or more clicks")
-        torch.manual_seed(self.seed)
-        net = GRU4RecNet(index.n_items, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
-        self.pop_ = popularity_counts(items, index.n_items)
-        t0 = time.perf_counter()
-        self.history_ = train_gru4rec(
-            net, indptr, items, self.pop_,
-            epochs=self.epochs, batch_size=self.batch_size, n_sample=self.n_sample,
-            sample_alpha=self.sample_alpha, logq=self.logq, lr=self.lr, momentum=self.momentum,
-            loss=self.loss, bpreg=self.bpreg, elu_param=self.elu_param, seed=self.seed, time_budget=self.time_budget, average_from=self.average_from,
-            average_every=self.average_every,
-        )  # fmt: skip
-        self.train_seconds_ = time.perf_counter() - t0
-        self.net_, self.items_ = net, index
+        with torch_threads(self.threads):  # restores the caller's thread count afterwards
+            torch.manual_seed(self.seed)
+            net = GRU4RecNet(index.n_items, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
+            # validation scores through predict's own path, so the estimator is usable from now on
+            self.net_, self.items_, self.pop_ = net, index, popularity_counts(items, index.n_items)
+            t0 = time.perf_counter()
+            result = train_gru4rec(
+                net, indptr, items, self.pop_,
+                epochs=self.epochs, batch_size=self.batch_size, n_sample=self.n_sample,
+                sample_alpha=self.sample_alpha, logq=self.logq, lr=self.lr, momentum=self.momentum,
+                loss=self.loss, bpreg=self.bpreg, elu_param=self.elu_param, seed=self.seed,
+                time_budget=self.time_budget, average_from=self.average_from, average_every=self.average_every,
+                validate=self._validation(valid), patience=self.patience, checkpoint_dir=self.checkpoint_dir,
+            )  # fmt: skip
+        self.history_, self.train_seconds_ = result.history, time.perf_counter() - t0
         return self
+
+    def _validation(self, valid: Sequence[Sequence] | None):
+        if not valid:
+            return None
+        prefixes = [s[:t] for s in valid for t in range(1, len(s))]
+        targets = [s[t] for s in valid for t in range(1, len(s))]
+        if not targets:
+            raise ConfigError("valid needs at least one session with 2 or more clicks")
+        return lambda net: {k: v for k, v in self.evaluate(prefixes, targets, k=20).items() if "@" in k}
 
     def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
         with torch.no_grad():
@@ -154,11 +173,28 @@ class SessionRecommender(SessionRankerBase):
         self = cls(**md.params)
         self.items_ = ItemIndex(md.meta["items"])
         self.pop_ = md.tensors.pop("pop")
-        self.history_, self.train_seconds_ = md.meta.get("history", {}), md.meta.get("train_seconds", 0.0)
+        self.history_, self.train_seconds_ = history_rows(md.meta.get("history")), md.meta.get("train_seconds", 0.0)
         net = GRU4RecNet(self.items_.n_items, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
         net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()})
         self.net_ = net.eval()
         return self
+
+
+def history_rows(history) -> list[dict]:
+    """Training history as one dict per epoch; folders saved before the shared loop hold a
+    dict of per-epoch lists (``{"loss": [...], "seconds": [...]}``), converted here.
+
+    Example:
+        >>> history_rows({"loss": [2.0, 1.5], "averaged_snapshots": 0})
+        [{'epoch': 1, 'loss': 2.0}, {'epoch': 2, 'loss': 1.5}]
+    """
+    if isinstance(history, list):
+        return [r for r in history if isinstance(r, dict)]
+    if not isinstance(history, dict):
+        return []
+    cols = {k: v for k, v in history.items() if isinstance(v, list)}
+    n = max((len(v) for v in cols.values()), default=0)
+    return [{"epoch": i + 1, **{k: v[i] for k, v in cols.items() if i < len(v)}} for i in range(n)]
 
 
 def session_model(name: str, **params):
