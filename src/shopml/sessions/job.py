@@ -41,7 +41,7 @@ def session_table(events: pl.DataFrame) -> pl.DataFrame:
             pl.col("timestamp").min().alias("start")]
     return (events.sort(["session_id", "timestamp"], maintain_order=True)
             .group_by("session_id", maintain_order=True).agg(cols)
-            .filter(pl.col("items").list.len() >= 2).sort("start"))
+            .filter(pl.col("items").list.len() >= 2).sort("start", maintain_order=True))  # ties: stable, not left to the sort
 
 
 def _models(ctx: JobContext, budget: float | None) -> dict:
