@@ -22,6 +22,22 @@ There is no Trainer hierarchy. A job hands :func:`train` a ``torch.nn.Module``, 
   of wrapping in ``DistributedDataParallel`` because loss functions call sub-modules
   (``model.encode``) and DDP only hooks ``forward``.
 
+Loops that are not plain "loss, backward, step" plug in through three small points instead of
+writing their own loop (GRU4Rec does: session-parallel batches carrying a hidden state, an
+Adagrad that updates only the embedding rows a step touched, weight averaging):
+
+* ``batches`` may be any object with ``plan(epoch, seed, batch_size, rank, world)`` (the
+  epoch's batch keys, an iterable with ``len``, an estimate is fine) and ``take(key)`` (the
+  batch ``loss_fn`` gets); :class:`IndexBatches` is the usual one;
+* ``optimizer(params, config)`` builds the optimizer (default: AdamW with ``config.lr`` and
+  ``config.weight_decay``); its state is checkpointed like AdamW's;
+* ``hooks`` (a :class:`Hooks`) runs after every optimizer step and every epoch, adds fields to
+  the epoch's history row, and checkpoints its own state.
+
+``TrainConfig(reseed_each_epoch=False)`` seeds torch once and lets its RNG run across epochs
+(the checkpoint then saves the RNG state, so resume stays exact); ``budget_per_step=True``
+checks ``max_seconds`` after every step, for loops whose single epoch can outlast a budget.
+
 Example:
     >>> import torch
     >>> net = torch.nn.Linear(3, 1)
@@ -49,7 +65,7 @@ from shopml import progress
 from shopml.artifacts import atomic_dir
 from shopml.errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "IndexBatches", "train", "dist_info", "torch_threads"]
+__all__ = ["TrainConfig", "TrainResult", "IndexBatches", "Hooks", "train", "dist_info", "torch_threads"]
 
 
 @dataclass
@@ -77,6 +93,8 @@ class TrainConfig:
     lr_decay: float = 1.0
     max_decays: int = 0
     max_seconds: float | None = None
+    reseed_each_epoch: bool = True  # False: one torch.manual_seed(seed), RNG state checkpointed
+    budget_per_step: bool = False  # also check max_seconds between steps (the cut epoch is kept)
 
 
 @dataclass
@@ -159,6 +177,41 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
+class Hooks:
+    """Extension points of :func:`train` for a loop that needs more than loss-backward-step;
+    subclass and override what you need (every method here does nothing).
+
+    Example:
+        >>> class CountSteps(Hooks):
+        ...     def __init__(self): self.n = 0
+        ...     def after_step(self, model, opt): self.n += 1
+        ...     def after_epoch(self, model, epoch): return {"steps": self.n}
+        >>> net, x = torch.nn.Linear(2, 1), torch.randn(8, 2)
+        >>> loss = lambda m, b: m(b[0]).square().mean()
+        >>> cfg = TrainConfig(epochs=1, batch_size=4, progress=False)
+        >>> train(net, loss, IndexBatches(x), config=cfg, hooks=CountSteps()).history[0]["steps"]
+        2
+    """
+
+    def after_step(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+        """Right after ``opt.step()`` (e.g. updates the optimizer does not see)."""
+
+    def after_epoch(self, model: torch.nn.Module, epoch: int) -> dict | None:
+        """After the epoch's last step, before validation; returns extra history fields."""
+        return None
+
+    def state_dict(self) -> dict:
+        """The hook's state for the checkpoint: tensors go to safetensors, the rest to JSON."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (on resume)."""
+
+
+def _adamw(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1)
 
@@ -184,22 +237,25 @@ def train(
     *,
     validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     config: TrainConfig | None = None,
+    optimizer: Callable[[Any, TrainConfig], torch.optim.Optimizer] | None = None,
+    hooks: Hooks | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; return a :class:`TrainResult`. See the module docstring."""
     cfg = config or TrainConfig()
     _check_config(cfg)
-    if not isinstance(batches, IndexBatches):
+    hooks = hooks or Hooks()
+    if not (hasattr(batches, "plan") and hasattr(batches, "take")):
         batches = IndexBatches(*batches)
     rank, world = dist_info()
     _init_dist(world)
     if cfg.threads:
         torch.set_num_threads(max(1, cfg.threads // world))
     torch.manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = (optimizer or _adamw)(model.parameters(), cfg)
     state = _LoopState()
     ckpt = Path(cfg.checkpoint_dir) / "last" if cfg.checkpoint_dir else None
     if ckpt is not None and cfg.resume and (ckpt / "state.json").is_file():
-        state = _load_checkpoint(ckpt, model, opt)
+        state = _load_checkpoint(ckpt, model, opt, hooks)
     if world > 1:
         _broadcast_params(model)
     t0 = time.perf_counter() - state.seconds
@@ -207,8 +263,10 @@ def train(
     for epoch in range(state.epoch + 1, cfg.epochs + 1):
         if validate is not None and state.bad_epochs >= max(cfg.patience, 1):
             break
-        loss = _run_epoch(model, loss_fn, batches, opt, cfg, epoch, rank, world)
-        row = {"epoch": epoch, "loss": loss}
+        deadline = t0 + cfg.max_seconds if cfg.budget_per_step and cfg.max_seconds is not None else None
+        loss, cut = _run_epoch(model, loss_fn, batches, opt, hooks, cfg, epoch, rank, world, deadline)
+        row = {"epoch": epoch, "loss": loss, **({"partial": True} if cut else {})}
+        row.update(hooks.after_epoch(model, epoch) or {})
         if validate is not None and (epoch % cfg.validate_every == 0 or epoch == cfg.epochs):
             row.update(_validate(model, validate, rank, world, cfg.monitor))
         row["seconds"] = time.perf_counter() - t0
@@ -221,7 +279,7 @@ def train(
         if rank == 0 and cfg.progress:
             _print_row(row, cfg.monitor, cfg.epochs, cfg.max_seconds)
         if ckpt is not None and rank == 0:
-            _save_checkpoint(ckpt, model, opt, state, cfg)
+            _save_checkpoint(ckpt, model, opt, state, cfg, hooks)
         if world > 1:
             torch.distributed.barrier()
         if cfg.max_seconds is not None and state.seconds >= cfg.max_seconds:
@@ -266,12 +324,14 @@ def _decay(state: _LoopState, model, opt, cfg: TrainConfig) -> None:
     state.bad_epochs = 0
 
 
-def _run_epoch(model, loss_fn, batches, opt, cfg, epoch, rank, world) -> float:
-    # Reseed per epoch: dropout masks then depend only on (seed, epoch), so resume is exact.
-    torch.manual_seed(_epoch_seed(cfg.seed, epoch) + rank)
+def _run_epoch(model, loss_fn, batches, opt, hooks, cfg, epoch, rank, world, deadline) -> tuple[float, bool]:
+    """Mean step loss of one epoch, and whether ``deadline`` cut it short."""
+    if cfg.reseed_each_epoch:
+        # Reseed per epoch: dropout masks then depend only on (seed, epoch), so resume is exact.
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch) + rank)
     model.train()
     plan = batches.plan(epoch, cfg.seed, cfg.batch_size, rank, world)
-    total, count = torch.zeros(()), 0
+    total, count, cut = torch.zeros(()), 0, False
     with _progress(cfg.progress and rank == 0, len(plan), f"epoch {epoch}") as advance:
         for idx in plan:
             opt.zero_grad(set_to_none=True)
@@ -282,13 +342,17 @@ def _run_epoch(model, loss_fn, batches, opt, cfg, epoch, rank, world) -> float:
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            hooks.after_step(model, opt)
             total += loss.detach()
             count += 1
             advance()
+            if deadline is not None and time.perf_counter() > deadline:
+                cut = True  # the budget ran out mid-epoch (ranks may disagree: single process only)
+                break
     if world > 1:
         torch.distributed.all_reduce(total)
         count *= world
-    return float(total) / max(count, 1)
+    return float(total) / max(count, 1), cut
 
 
 def _validate(model, validate, rank, world, monitor) -> dict[str, float]:
@@ -354,7 +418,7 @@ class _progress:
             now = time.perf_counter()
             if now - self.last >= 1.0 or self.done == self.total:
                 self.last = now
-                progress.emit("step", step=self.done, steps=self.total)
+                progress.emit("step", step=self.done, steps=max(self.total, self.done))  # total may be an estimate
         return advance
 
     def __exit__(self, *exc):
@@ -369,7 +433,7 @@ def _print_row(row: dict, monitor: str, epochs: int, max_seconds: float | None) 
 # ---------------------------------------------------------------- checkpoints (no pickle)
 
 
-def _save_checkpoint(path: Path, model, opt, state: _LoopState, cfg: TrainConfig) -> None:
+def _save_checkpoint(path: Path, model, opt, state: _LoopState, cfg: TrainConfig, hooks: Hooks) -> None:
     from safetensors.torch import save_file
 
     opt_sd = opt.state_dict()
@@ -390,15 +454,25 @@ def _save_checkpoint(path: Path, model, opt, state: _LoopState, cfg: TrainConfig
         "seconds": state.seconds,
         "seconds_to_best": state.seconds_to_best,
         "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": opt_scalars},
-        "rng": {"scheme": "torch.manual_seed(seed*1000003 + epoch + rank) at each epoch start", "seed": cfg.seed},
+        "rng": {"scheme": _RNG_SCHEMES[cfg.reseed_each_epoch], "seed": cfg.seed},
         "config": asdict(cfg),
     }
+    extra = {} if cfg.reseed_each_epoch else {"rng.torch": torch.get_rng_state()}
+    hook_state = hooks.state_dict()
+    extra.update({f"hooks.{k}": v.contiguous() for k, v in hook_state.items() if torch.is_tensor(v)})
+    doc["hooks"] = {k: v for k, v in hook_state.items() if not torch.is_tensor(v)}
     with atomic_dir(path) as tmp:
         save_file(_contig(model.state_dict()), str(tmp / "weights.safetensors"))
         if state.best_weights is not None:
             save_file(_contig(state.best_weights), str(tmp / "best.safetensors"))
         save_file(opt_tensors or {"_empty": torch.zeros(0)}, str(tmp / "optim.safetensors"))
+        if extra:
+            save_file(extra, str(tmp / "extra.safetensors"))
         (tmp / "state.json").write_text(json.dumps(doc, indent=1, default=_json_default))
+
+
+_RNG_SCHEMES = {True: "torch.manual_seed(seed*1000003 + epoch + rank) at each epoch start",
+                False: "torch.manual_seed(seed) once; the RNG state is in extra.safetensors"}
 
 
 def _contig(sd: dict) -> dict:
@@ -413,7 +487,7 @@ def _json_default(o: Any):
     raise TypeError(type(o).__name__)
 
 
-def _load_checkpoint(path: Path, model, opt) -> _LoopState:
+def _load_checkpoint(path: Path, model, opt, hooks: Hooks) -> _LoopState:
     from safetensors.torch import load_file
 
     doc = json.loads((path / "state.json").read_text())
@@ -433,6 +507,13 @@ def _load_checkpoint(path: Path, model, opt) -> _LoopState:
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
     opt.load_state_dict({"state": opt_state, "param_groups": groups})
+    extra = load_file(str(path / "extra.safetensors")) if (path / "extra.safetensors").is_file() else {}
+    if "rng.torch" in extra:
+        torch.set_rng_state(extra["rng.torch"])
+    hook_state = dict(doc.get("hooks", {}))
+    hook_state.update({k[len("hooks."):]: v for k, v in extra.items() if k.startswith("hooks.")})
+    if hook_state:
+        hooks.load_state_dict(hook_state)
     best = path / "best.safetensors"
     return _LoopState(
         epoch=doc["epoch"],

@@ -66,6 +66,26 @@ def test_save_load_round_trip(fitted, tmp_path):
     np.testing.assert_allclose(a["p_alive"].to_numpy(), b["p_alive"].to_numpy())
 
 
+def _tiny_fit(tx):
+    m = CustomerForecaster(hidden=8, epochs=4, n_models=2, n_samples=20, batch_size=16, val_fraction=0.25)
+    return m.fit(tx, start=START).forecast(8).sort("customer_id")
+
+
+def test_same_seed_same_predictions_under_any_pseudonymization_key():
+    # Ids are keyed pseudonyms: another key relabels the same customers (and reorders them).
+    # The fit must depend on neither; it used to run in id order, so it depended on the key.
+    tx = _simulate(n_per_group=30)
+    cols = ["expected_purchases", "median_purchases", "p_active"]
+    first, again = _tiny_fit(tx), _tiny_fit(tx)
+    assert first.select(cols).equals(again.select(cols))
+    relabel = {c: f"{999 - i:03d}" for i, c in enumerate(sorted(set(tx["customer_id"])))}  # reverses the order
+    other_key = _tiny_fit(tx.with_columns(pl.col("customer_id").replace_strict(relabel)))
+    back = {v: k for k, v in relabel.items()}
+    other_key = other_key.with_columns(pl.col("customer_id").replace_strict(back)).sort("customer_id")
+    assert other_key["customer_id"].equals(first["customer_id"])
+    assert other_key.select(cols).equals(first.select(cols))
+
+
 def test_not_fitted_and_bad_input(tmp_path):
     with pytest.raises(NotFittedError):
         CustomerForecaster().forecast(5)

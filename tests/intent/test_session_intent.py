@@ -68,3 +68,22 @@ def test_intent_fallback_and_roundtrip(split, fitted, tmp_path):
 def test_intent_not_fitted():
     with pytest.raises(NotFittedError):
         PurchaseIntentModel().predict_proba(pl.DataFrame())
+
+
+def test_same_seed_same_weights_under_any_pseudonymization_key():
+    # Session ids embed the pseudonymized user ("<user>:<n>"), and events come sorted by them:
+    # another key relabels and reorders the sessions. Neither may change the fit.
+    import hashlib
+
+    import torch
+
+    ev = simulate_shop(n_users=150, seed=1).events.with_columns(pl.col("session_id").cast(pl.Utf8))
+    other_key = (ev.with_columns(pl.col("session_id").map_elements(lambda s: hashlib.md5(s.encode()).hexdigest(),
+                                                                   return_dtype=pl.Utf8))
+                 .sort("session_id", "timestamp", maintain_order=True))
+
+    def weights(events):
+        return PurchaseIntentModel(dim=8, epochs=3).fit(events).net_.state_dict()
+
+    first, again, relabeled = weights(ev), weights(ev), weights(other_key)
+    assert all(torch.equal(first[k], again[k]) and torch.equal(first[k], relabeled[k]) for k in first)

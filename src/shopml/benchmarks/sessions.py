@@ -92,7 +92,7 @@ def _bench_row(name: str, model, train, prefixes, targets) -> dict:
            "train_seconds": round(train_s, 1), "eval_seconds": res["eval_seconds"],
            "peak_rss_mb": round(peak_rss_mb(), 0)}  # fmt: skip
     if hasattr(model, "history_"):
-        row["epochs"] = len(model.history_["loss"])
+        row["epochs"] = len(model.history_)
     log.info("%s", row)
     return row
 

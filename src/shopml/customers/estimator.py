@@ -97,6 +97,24 @@ def weekly_panel(ids, day, dollars, calibration_end: int):
     return cust, counts, spend
 
 
+def _canonical_order(counts: np.ndarray, spend: np.ndarray, first_seen: np.ndarray) -> np.ndarray:
+    """Row order of the panel by the customers' own data: weekly counts, then weekly spend
+    (lexicographic), ties by ``first_seen`` (the customer's first row in the input).
+
+    Fitting in id order made the model depend on the ids: they are keyed pseudonyms, so
+    another key (another machine, a fresh key file) reordered the customers, hence the
+    validation split, the batches and the sampled paths, and the same command on the same
+    data gave another MAE. Customers with equal data are interchangeable in training, so only
+    ``first_seen`` (input order, the same under any key) decides which draws which sampled path.
+
+    Example:
+        >>> _canonical_order(np.array([[1.0], [0.0], [1.0]]), np.ones((3, 1)), np.array([2, 0, 1])).tolist()
+        [1, 2, 0]
+    """
+    keys = [first_seen, *np.asarray(spend).T[::-1], *np.asarray(counts).T[::-1]]  # last key sorts first
+    return np.lexsort(keys)
+
+
 def _build_inputs(counts: torch.Tensor, spend: torch.Tensor):
     """Teacher-forced features [N, W, F] and the tracker state after the last week."""
     tr = WeekTracker.start(counts.shape[0])
@@ -116,7 +134,8 @@ class CustomerForecaster(Estimator):
         val_fraction: customers held out for early stopping. seed: seeds everything.
         max_seconds: wall-time budget of the whole fit, split evenly over the members.
 
-    Learned: ``nets_``, ``customers_`` (ids), ``h_`` ([members, N, hidden] state after the window),
+    Learned: ``nets_``, ``customers_`` (ids, ordered by their data, not by id: see
+    ``_canonical_order``), ``h_`` ([members, N, hidden] state after the window),
     ``last_x_``, ``tracker_``,
     ``bgnbd_`` (baseline on the same window), ``calibration_end_`` (day index), ``start_``.
 
@@ -153,9 +172,14 @@ class CustomerForecaster(Estimator):
         if self.n_models < 1 or self.n_samples < self.n_models:
             raise ConfigError("n_models must be >= 1 and n_samples >= n_models")
         t0 = time.perf_counter()
-        cust, counts, spend = weekly_panel(np.asarray(ids), np.asarray(day), np.asarray(dollars, float), calibration_end)
+        ids, day = np.asarray(ids), np.asarray(day)
+        cust, counts, spend = weekly_panel(ids, day, np.asarray(dollars, float), calibration_end)
         if len(cust) == 0:
             raise DataError("no customer has a purchase in the calibration window")
+        keep = (day >= 0) & (day <= calibration_end)
+        first_seen = np.unique(ids[keep], return_index=True)[1]  # aligned with cust (both sorted ids)
+        order = _canonical_order(counts, spend, first_seen)
+        cust, counts, spend = cust[order], counts[order], spend[order]
         c, s = torch.tensor(counts, dtype=torch.float32), torch.tensor(spend, dtype=torch.float32)
         x, tracker = _build_inputs(c, s)
         y = c[:, 1:].clamp(max=self.max_count).long()
@@ -171,8 +195,8 @@ class CustomerForecaster(Estimator):
             self.nets_.append(net)
         self.customers_, self.h_, self.last_x_, self.tracker_ = [str(v) for v in cust], torch.stack(hs), x[:, -1], tracker
         r = rfm_summary(ids, day, calibration_end)
-        order = np.searchsorted(r["customer"], cust)  # both sorted by id
-        self.rfm_ = {k: r[k][order] for k in ("x", "tx", "T")}
+        pos = np.searchsorted(r["customer"], cust)  # r is sorted by id; cust is in canonical order
+        self.rfm_ = {k: r[k][pos] for k in ("x", "tx", "T")}
         self.bgnbd_ = BGNBD().fit(self.rfm_["x"], self.rfm_["tx"], self.rfm_["T"])
         self.calibration_end_, self.start_ = int(calibration_end), start
         self.train_seconds_ = time.perf_counter() - t0
@@ -229,7 +253,7 @@ class CustomerForecaster(Estimator):
             "forecast": bg if served == "bgnbd" else exp,
         }).with_columns(pl.lit(served).alias("forecast_model"))
         if customers is None:
-            return out
+            return out.sort("customer_id")
         return _with_prior(out, [str(c) for c in customers], self.bgnbd_, horizon)
 
     def serve(self, model: str) -> "CustomerForecaster":
@@ -304,8 +328,11 @@ def evaluate_holdout(model: CustomerForecaster, ids, day, holdout_end: int, n_bg
     if weeks < 1:
         raise ConfigError("the holdout must span at least one week")
     rfm = rfm_summary(np.asarray(ids), np.asarray(day), cal, holdout_end)
-    if list(rfm["customer"]) != model.customers_:
+    row = {str(c): i for i, c in enumerate(rfm["customer"])}
+    pos = np.array([row.get(c, -1) for c in model.customers_])
+    if len(row) != len(pos) or (pos < 0).any():
         raise DataError("the transactions do not match the customers the model was fitted on")
+    rfm = {k: v[pos] for k, v in rfm.items()}  # in the model's customer order
     y = rfm["x_holdout"]
     mean_w, totals = model.simulate(weeks)
     bg = model.bgnbd_

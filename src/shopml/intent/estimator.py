@@ -124,6 +124,22 @@ def _session_stats(x: pl.DataFrame, row_of: dict, categories: IdMap | None):
     return stats, first_cat
 
 
+def _content_order(x: SessionTensors) -> torch.Tensor:
+    """Sessions ordered by what they hold (items, types, dwell, totals, category, label), not by
+    id: ids embed the pseudonymized user (``sessionize`` makes ``"<user>:<n>"``), so in id order
+    the validation split and the batches changed with the key. Equal sessions are interchangeable.
+
+    Example:
+        >>> z = torch.zeros(3, 1)
+        >>> x = SessionTensors(["a", "b", "c"], torch.tensor([[2], [1], [2]]), z.long(), z, z[:, 0], z, z[:, 0].long())
+        >>> _content_order(x).tolist()
+        [1, 0, 2]
+    """
+    cols = [x.items, x.types, x.dwell, x.stats, x.first_cat[:, None], x.labels[:, None]]
+    keys = [c.numpy()[:, j] for c in cols for j in range(c.shape[1])]
+    return torch.from_numpy(np.lexsort(keys[::-1]))  # lexsort: last key first; stable on ties
+
+
 class PurchaseIntentModel(Estimator):
     """Session purchase-intent classifier (second head on a session GRU).
 
@@ -148,8 +164,10 @@ class PurchaseIntentModel(Estimator):
         from shopml.training import IndexBatches, TrainConfig, train
 
         inputs = events.filter(~pl.col("event_type").is_in(["purchase", "return"]))
-        self.items_ = IdMap(inputs["item_id"].cast(pl.Utf8).unique(maintain_order=True).to_list())
-        cats = inputs["category"].drop_nulls().cast(pl.Utf8).unique(maintain_order=True) if "category" in inputs.columns else []
+        # sorted, not in order of appearance: events come sorted by pseudonymized user, so which
+        # embedding row an item got (its initial weights) changed with the pseudonymization key
+        self.items_ = IdMap(inputs["item_id"].cast(pl.Utf8).unique().sort().to_list())
+        cats = inputs["category"].drop_nulls().cast(pl.Utf8).unique().sort() if "category" in inputs.columns else []
         self.categories_ = IdMap(list(cats))
         x = session_tensors(events, self.items_, categories=self.categories_)
         if x.labels.numel() == 0:
@@ -157,7 +175,7 @@ class PurchaseIntentModel(Estimator):
         self.base_rate_ = float(x.labels.mean())
         torch.manual_seed(self.seed)  # the init must not depend on what ran before
         self.net_ = self._net()
-        perm = torch.randperm(len(x.labels), generator=torch.Generator().manual_seed(self.seed))
+        perm = _content_order(x)[torch.randperm(len(x.labels), generator=torch.Generator().manual_seed(self.seed))]
         n_valid = int(self.valid_fraction * len(perm)) if len(perm) >= 50 else 0
         va, tr = perm[:n_valid], perm[n_valid:]
         self.net_.stat_mean.copy_(x.stats[tr].mean(0))

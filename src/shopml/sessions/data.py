@@ -95,13 +95,33 @@ class NegativeSampler:
         self.cdf[-1] = 1.0
         self.n_sample, self.rng = n_sample, np.random.default_rng(seed)
         self.per_block = max(1, block // max(n_sample, 1))
-        self._cache, self._ptr = None, 0
+        self._cache, self._ptr, self._block_state = None, 0, None
 
     def draw(self) -> np.ndarray:
         if self._cache is None or self._ptr >= len(self._cache):
-            u = self.rng.random(self.per_block * self.n_sample)
-            self._cache = np.searchsorted(self.cdf, u, side="right").reshape(self.per_block, self.n_sample)
-            self._ptr = 0
+            self._refill()
         out = self._cache[self._ptr]
         self._ptr += 1
         return out
+
+    def _refill(self) -> None:
+        self._block_state = self.rng.bit_generator.state  # where this block starts: see state_dict
+        u = self.rng.random(self.per_block * self.n_sample)
+        self._cache = np.searchsorted(self.cdf, u, side="right").reshape(self.per_block, self.n_sample)
+        self._ptr = 0
+
+    def state_dict(self) -> dict:
+        """Position in the draw stream, JSON-able: the RNG state where the current block starts
+        and the offset in it (the block itself is redrawn on load rather than stored)."""
+        if self._cache is None:
+            return {"rng": self.rng.bit_generator.state, "ptr": None}
+        return {"rng": self._block_state, "ptr": self._ptr}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the stream exactly where :meth:`state_dict` was taken."""
+        self.rng.bit_generator.state = state["rng"]
+        self._cache, self._ptr = None, 0
+        if state["ptr"] is not None:
+            self._refill()
+            self._ptr = int(state["ptr"])
+

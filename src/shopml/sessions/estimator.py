@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from shopml.sessions.base import SessionRankerBase
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import LOSSES, train_gru4rec
 from shopml.errors import ConfigError
+from shopml.training import torch_threads
 
 __all__ = ["SessionRecommender"]
 
@@ -63,8 +65,13 @@ class SessionRecommender(SessionRankerBase):
         average_from: if set, keep the mean of the weights at the end of epochs
             ``average_from``..``epochs`` (weight averaging) instead of the last weights;
             ``average_every`` adds a snapshot every that many steps after that.
-        seed: seeds init and negative sampling.
+        patience: with ``fit(..., valid=...)``, stop after this many epochs without a better
+            validation MRR@20 (and keep the best epoch's weights, unless averaging).
+        checkpoint_dir: write a checkpoint after every epoch; a rerun resumes from it.
+        seed: seeds init, dropout and negative sampling.
         threads: torch threads while fitting (None = leave as is).
+
+    ``history_`` holds one dict per epoch (``epoch``, ``loss``, ``steps``, ``seconds``, ...).
     """
 
     def __init__(
@@ -87,6 +94,8 @@ class SessionRecommender(SessionRankerBase):
         average_from: int | None = None,
         average_every: int | None = None,
         time_budget: float | None = None,
+        patience: int = 5,
+        checkpoint_dir: str | None = None,
         seed: int = 0,
         threads: int | None = None,
     ):
@@ -95,7 +104,7 @@ class SessionRecommender(SessionRankerBase):
         self.loss, self.bpreg, self.elu_param = loss, bpreg, elu_param
         self.dropout_hidden, self.dropout_embed, self.skip = dropout_hidden, dropout_embed, skip
         self.epochs, self.average_from, self.average_every, self.time_budget = epochs, average_from, average_every, time_budget
-        self.seed, self.threads = seed, threads
+        self.patience, self.checkpoint_dir, self.seed, self.threads = patience, checkpoint_dir, seed, threads
 
     kind = KIND
 
@@ -109,24 +118,44 @@ class SessionRecommender(SessionRankerBase):
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
 
+    def fit(self, sessions, valid=None, *, item_categories: dict | None = None) -> "SessionRecommender":
+        """Train on sessions: each a chronological sequence of raw item ids. With ``valid``
+        sessions, every next click in them is a validation case (MRR@20 after each epoch,
+        early stopping)."""
+        self._valid = valid  # read by _fit_indices, which the base's fit calls
+        try:
+            return super().fit(sessions, item_categories=item_categories)
+        finally:
+            del self._valid
+
     def _fit_indices(self, indptr, items, valid_targets) -> dict:
         if not (np.diff(indptr) >= 2).any():
             raise ConfigError("training needs at least one session with 2 or more clicks")
-        if self.threads:
-            torch.set_num_threads(int(self.threads))
-        torch.manual_seed(self.seed)
-        net = GRU4RecNet(self.n_items_, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
-        t0 = time.perf_counter()
-        self.history_ = train_gru4rec(
-            net, indptr, items, self.pop_,
-            epochs=self.epochs, batch_size=self.batch_size, n_sample=self.n_sample,
-            sample_alpha=self.sample_alpha, logq=self.logq, lr=self.lr, momentum=self.momentum,
-            loss=self.loss, bpreg=self.bpreg, elu_param=self.elu_param, seed=self.seed, time_budget=self.time_budget, average_from=self.average_from,
-            average_every=self.average_every,
-        )  # fmt: skip
-        self.train_seconds_ = time.perf_counter() - t0
-        self.net_ = net
+        validate = self._validation(self._valid)
+        with torch_threads(self.threads):  # restores the caller's thread count afterwards
+            torch.manual_seed(self.seed)
+            # validation scores through predict's own path, so the estimator is usable from now on
+            self.net_ = GRU4RecNet(self.n_items_, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
+            t0 = time.perf_counter()
+            result = train_gru4rec(
+                self.net_, indptr, items, self.pop_,
+                epochs=self.epochs, batch_size=self.batch_size, n_sample=self.n_sample,
+                sample_alpha=self.sample_alpha, logq=self.logq, lr=self.lr, momentum=self.momentum,
+                loss=self.loss, bpreg=self.bpreg, elu_param=self.elu_param, seed=self.seed,
+                time_budget=self.time_budget, average_from=self.average_from, average_every=self.average_every,
+                validate=validate, patience=self.patience, checkpoint_dir=self.checkpoint_dir,
+            )  # fmt: skip
+        self.history_, self.train_seconds_ = result.history, time.perf_counter() - t0
         return {"history": self.history_, "train_seconds": self.train_seconds_}
+
+    def _validation(self, valid: Sequence[Sequence] | None):
+        if not valid:
+            return None
+        prefixes = [s[:t] for s in valid for t in range(1, len(s))]
+        targets = [s[t] for s in valid for t in range(1, len(s))]
+        if not targets:
+            raise ConfigError("valid needs at least one session with 2 or more clicks")
+        return lambda net: {k: v for k, v in self.evaluate(prefixes, targets, k=20).items() if "@" in k}
 
     def _score_encoded(self, prefixes: np.ndarray) -> torch.Tensor:
         with torch.no_grad():
@@ -136,12 +165,29 @@ class SessionRecommender(SessionRankerBase):
         return {}, dict(self.net_.state_dict())
 
     def _restore(self, params: dict, tensors: dict) -> None:
-        self.history_ = self.fit_info_.get("history", {})
+        self.history_ = history_rows(self.fit_info_.get("history"))
         self.train_seconds_ = self.fit_info_.get("train_seconds", 0.0)
         net = GRU4RecNet(self.n_items_, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
         state = net.state_dict()
         net.load_state_dict({k: torch.from_numpy(np.array(tensors[k])) for k in state})
         self.net_ = net.eval()
+
+
+def history_rows(history) -> list[dict]:
+    """Training history as one dict per epoch; folders saved before the shared loop hold a
+    dict of per-epoch lists (``{"loss": [...], "seconds": [...]}``), converted here.
+
+    Example:
+        >>> history_rows({"loss": [2.0, 1.5], "averaged_snapshots": 0})
+        [{'epoch': 1, 'loss': 2.0}, {'epoch': 2, 'loss': 1.5}]
+    """
+    if isinstance(history, list):
+        return [r for r in history if isinstance(r, dict)]
+    if not isinstance(history, dict):
+        return []
+    cols = {k: v for k, v in history.items() if isinstance(v, list)}
+    n = max((len(v) for v in cols.values()), default=0)
+    return [{"epoch": i + 1, **{k: v[i] for k, v in cols.items() if i < len(v)}} for i in range(n)]
 
 
 def session_model(name: str, **params):

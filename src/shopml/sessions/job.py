@@ -41,7 +41,7 @@ def session_table(events: pl.DataFrame) -> pl.DataFrame:
             pl.col("timestamp").min().alias("start")]
     return (events.sort(["session_id", "timestamp"], maintain_order=True)
             .group_by("session_id", maintain_order=True).agg(cols)
-            .filter(pl.col("items").list.len() >= 2).sort("start"))
+            .filter(pl.col("items").list.len() >= 2).sort("start", maintain_order=True))  # ties: stable, not left to the sort
 
 
 def _models(ctx: JobContext, budget: float | None) -> dict:
@@ -93,22 +93,13 @@ def fit_sessions(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     served = models[winner["model"]]
     gru = models["gru4rec"]
     result = JobResult(components={"sessions": served}, metrics=rows, winner=winner,
-                       curves={"gru4rec": _history_rows(getattr(gru, "history_", None))})
+                       curves={"gru4rec": getattr(gru, "history_", [])})
     result.extras = {"validation": vrows, "select_on": f"{SELECT} on the validation window",
                      "n_sessions": table.height,
                      "samples": [{"session": " → ".join(map(str, q[-4:])), "next (top 3)": ", ".join(x["item_id"] for x in r[:3])}
                                  for q, r in zip(prefixes[:5], served.recommend(prefixes[:5], k=3))]}
     _fit_intent(events, table, ctx, result, log)
     return result
-
-
-def _history_rows(history) -> list[dict]:
-    """GRU4Rec's dict of per-epoch lists as one row per epoch."""
-    if not isinstance(history, dict):
-        return []
-    n = max((len(v) for v in history.values() if isinstance(v, list)), default=0)
-    return [{"epoch": i + 1, **{k: v[i] for k, v in history.items() if isinstance(v, list) and i < len(v)}}
-            for i in range(n)]
 
 
 def _fit_intent(events, table, ctx: JobContext, result: JobResult, log) -> None:

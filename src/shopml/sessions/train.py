@@ -1,34 +1,39 @@
-"""Training of the GRU4Rec net: session-parallel loop, sampled softmax with logQ
+"""Training of the GRU4Rec net: session-parallel batches, sampled softmax with logQ
 correction, and Adagrad that updates only the embedding rows a step touched.
 
-The generic :mod:`shopml.training` loop is epoch/batch shaped with a fresh state per batch;
-GRU4Rec carries the hidden state of each slot across steps and resets it per slot, so the
-loop is written out here (short, and the only place that knows about the carried state).
+It runs in the shared :func:`shopml.training.train` loop (progress, checkpoints and resume,
+early stopping, time budget) through its extension points: :class:`SessionSteps` yields the
+session-parallel batches in file order, the step loss carries each slot's hidden state from
+one step to the next, the optimizer factory builds :class:`IndexedAdagrad`, and the hooks apply
+the gathered-row updates and the weight averaging. The torch RNG (dropout) and the negative
+sampler run on across epochs from one seed, as this loop did when it was written out here,
+so the weights stay bit-identical to that version; the checkpoint saves both RNG states.
 
 Example:
     >>> import numpy as np, torch
     >>> from shopml.sessions.nets import GRU4RecNet
     >>> net = GRU4RecNet(n_items=4, hidden=8)
-    >>> hist = train_gru4rec(net, np.array([0, 3, 6]), np.array([1, 2, 3, 2, 3, 4]),
-    ...                      np.array([0, 1, 2, 2, 1.0]), epochs=1, batch_size=2, n_sample=3)
-    >>> len(hist["loss"])
-    1
+    >>> res = train_gru4rec(net, np.array([0, 3, 6]), np.array([1, 2, 3, 2, 3, 4]),
+    ...                     np.array([0, 1, 2, 2, 1.0]), epochs=1, batch_size=2, n_sample=3, progress=False)
+    >>> [sorted(row) for row in res.history]
+    [['epoch', 'loss', 'seconds', 'steps']]
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shopml import progress
+from shopml.errors import ConfigError
 from shopml.sessions.data import NegativeSampler, SessionBatch, session_parallel_batches
+from shopml.training import Hooks, TrainConfig, TrainResult, train
 
-__all__ = ["IndexedAdagrad", "train_gru4rec", "carry_hidden", "sampled_logq_loss", "bpr_max_loss", "LOSSES"]
+__all__ = ["IndexedAdagrad", "SessionSteps", "train_gru4rec", "carry_hidden", "sampled_logq_loss", "bpr_max_loss",
+           "LOSSES"]
 
 LOSSES = ("cross-entropy", "bpr-max")
 
@@ -198,80 +203,119 @@ def train_gru4rec(
     time_budget: float | None = None,
     average_from: int | None = None,
     average_every: int | None = None,
-    on_epoch: Callable[[int, float], None] | None = None,
-) -> dict:
-    """Train ``net`` (:class:`GRU4RecNet`) in place on CSR sessions; returns the history.
+    validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    monitor: str = "mrr@20",
+    patience: int = 5,
+    checkpoint_dir: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``net`` (:class:`GRU4RecNet`) in place on CSR sessions; returns the loop's
+    :class:`~shopml.training.TrainResult` (``history``: one row per epoch with ``epoch``,
+    ``loss``, ``steps``, ``seconds``, ``snapshots`` when averaging, validation metrics).
 
     ``counts`` (n_items + 1,) are training popularity counts (index 0 ignored). ``loss`` is
     ``"cross-entropy"`` (softmax; ``logq`` corrects its sampling bias) or ``"bpr-max"``
     (:func:`bpr_max_loss` with ``bpreg`` and ``elu_param``; ``logq`` is not used). With
     ``n_sample == 0`` the candidates are every item instead of the batch's targets plus
-    shared negatives. ``time_budget``
-    (seconds) stops training early, at a step boundary. With ``average_from=k`` the
-    returned weights are the mean of the weights at the end of epochs k, k+1, ... (Polyak /
-    stochastic weight averaging: the single-epoch weights peak early on small data and then
-    wander; their average sits nearer the centre of the basin). ``average_every=n`` adds a
-    snapshot every n steps of the epochs after ``average_from`` (a denser average).
+    shared negatives. ``time_budget`` (seconds) stops training early, at a step boundary.
+    With ``average_from=k`` the returned weights are the mean of the weights at the end of
+    epochs k, k+1, ... (Polyak / stochastic weight averaging: the single-epoch weights peak
+    early on small data and then wander; their average sits nearer the centre of the basin).
+    ``average_every=n`` adds a snapshot every n steps of the epochs after ``average_from``
+    (a denser average). ``validate(net) -> {monitor: ...}`` turns on early stopping after
+    ``patience`` epochs without improvement (the best epoch's weights are kept, unless
+    averaging is on: then the average over the epochs run is kept). ``checkpoint_dir``
+    writes a checkpoint after every epoch and resumes from it, bit-exactly.
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
-    torch.manual_seed(seed)
-    opt = IndexedAdagrad(net.parameters(), lr=lr, momentum=momentum)
     step_loss = _StepLoss(net, counts, batch_size, n_sample, sample_alpha, logq, loss, bpreg, elu_param, seed)
-    t0, hist = time.perf_counter(), {"loss": [], "seconds": [], "steps": []}
-    net.train()
-    avg = _WeightAverage()
-    report = _Report(indptr, items, batch_size, epochs, time_budget)
-    for epoch in range(epochs):
-        h, total, n, steps = torch.zeros(batch_size, net.hidden), 0.0, 0, 0
-        for batch in session_parallel_batches(indptr, items, batch_size):
-            x, y = torch.from_numpy(batch.inputs), torch.from_numpy(batch.targets)
-            h, value, blocks = step_loss(carry_hidden(h, batch), x, y)
-            net.zero_grad(set_to_none=True)
-            value.backward()
-            opt.step()
-            for param, idx, rows in blocks:
-                opt.update_rows(param, idx, rows)
-            if average_every and avg.n and (steps + 1) % average_every == 0:
-                avg.add(net)
-            total, n, steps = total + float(value.detach()) * batch_size, n + len(y), steps + 1
-            report.step(steps)
-            if time_budget is not None and time.perf_counter() - t0 > time_budget:
-                break
-        hist["loss"].append(total / max(n, 1))
-        hist["seconds"].append(time.perf_counter() - t0)
-        hist["steps"].append(steps)
-        if average_from is not None and epoch + 1 >= average_from:
-            avg.add(net)
-        if on_epoch is not None:
-            on_epoch(epoch, hist["loss"][-1])
-        report.epoch(epoch + 1, hist["loss"][-1], hist["seconds"][-1])
-        if time_budget is not None and time.perf_counter() - t0 > time_budget:
-            break
-    hist["averaged_snapshots"] = avg.apply(net)
+    hooks = _GRU4RecHooks(step_loss, average_from, average_every)
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, max_seconds=time_budget,
+                      patience=patience, monitor=monitor, checkpoint_dir=checkpoint_dir, progress=progress,
+                      grad_clip=None, threads=None, reseed_each_epoch=False, budget_per_step=True)  # fmt: skip
+    result = train(net, step_loss, SessionSteps(indptr, items), validate=validate, config=cfg,
+                   optimizer=lambda params, c: IndexedAdagrad(params, lr=c.lr, momentum=momentum), hooks=hooks)
+    hooks.average.apply(net)
     net.eval()
-    return hist
+    return result
 
 
-class _Report:
-    """Progress events of the GRU4Rec loop: throttled steps and one event per epoch."""
+class SessionSteps:
+    """Session-parallel batches (:func:`session_parallel_batches`) as the shared loop's
+    ``batches``: every epoch walks the sessions in file order, so ``epoch`` and ``seed`` are
+    not used; ``len`` of a plan is an estimate (the number of targets / batch size).
 
-    def __init__(self, indptr, items, batch_size: int, epochs: int, budget: float | None):
-        # session-parallel batches advance one event per lane: about this many steps an epoch
-        self.steps = max((len(items) - (len(indptr) - 1)) // batch_size, 1)
-        self.epochs, self.budget, self.tick = epochs, budget, time.perf_counter()
+    Example:
+        >>> plan = SessionSteps(np.array([0, 3, 5]), np.array([1, 2, 3, 4, 5])).plan(1, 0, 2)
+        >>> len(plan), [b.inputs.tolist() for b in plan]
+        (1, [[1, 4], [2]])
+    """
 
-    def step(self, done: int) -> None:
-        if progress.active() and time.perf_counter() - self.tick >= 1.0:
-            self.tick = time.perf_counter()
-            progress.emit("step", step=done, steps=max(self.steps, done))
+    def __init__(self, indptr: np.ndarray, items: np.ndarray):
+        self.indptr, self.items = indptr, items
 
-    def epoch(self, epoch: int, loss: float, seconds: float) -> None:
-        progress.emit("epoch", epoch=epoch, epochs=self.epochs, loss=loss, seconds=seconds, budget_s=self.budget)
+    def plan(self, epoch: int, seed: int, batch_size: int, rank: int = 0, world: int = 1) -> _Plan:
+        if world > 1:
+            raise ConfigError("GRU4Rec trains in one process: its hidden state runs through the session order")
+        return _Plan(self.indptr, self.items, batch_size)
+
+    def take(self, batch: SessionBatch) -> SessionBatch:
+        return batch
+
+
+class _Plan:
+    def __init__(self, indptr, items, batch_size: int):
+        self.indptr, self.items, self.batch_size = indptr, items, batch_size
+
+    def __len__(self) -> int:
+        # each step advances every slot by one event: about targets / batch_size steps
+        return max((len(self.items) - (len(self.indptr) - 1)) // self.batch_size, 1)
+
+    def __iter__(self):
+        return session_parallel_batches(self.indptr, self.items, self.batch_size)
+
+
+class _GRU4RecHooks(Hooks):
+    """What the plain loop step does not do: the Adagrad step of the gathered embedding rows,
+    weight-average snapshots, and the per-epoch reset of the carried hidden state."""
+
+    def __init__(self, step_loss: _StepLoss, average_from: int | None, average_every: int | None):
+        self.step_loss, self.average_from, self.average_every = step_loss, average_from, average_every
+        self.average, self.steps = _WeightAverage(), 0
+
+    def after_step(self, model, opt) -> None:
+        for param, idx, rows in self.step_loss.blocks:
+            opt.update_rows(param, idx, rows)
+        self.steps += 1
+        if self.average_every and self.average.n and self.steps % self.average_every == 0:
+            self.average.add(model)
+
+    def after_epoch(self, model, epoch: int) -> dict:
+        if self.average_from is not None and epoch >= self.average_from:
+            self.average.add(model)
+        row = {"steps": self.steps, **({"snapshots": self.average.n} if self.average_from is not None else {})}
+        self.steps, self.step_loss.h = 0, None  # the next epoch starts every slot afresh
+        return row
+
+    def state_dict(self) -> dict:
+        state = {"average_n": self.average.n}
+        if self.step_loss.sampler is not None:
+            state["sampler"] = self.step_loss.sampler.state_dict()
+        state.update({f"average.{k}": v for k, v in (self.average.mean or {}).items()})
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if "sampler" in state:
+            self.step_loss.sampler.load_state_dict(state["sampler"])
+        self.average.n = int(state.get("average_n", 0))
+        mean = {k[len("average."):]: v.clone() for k, v in state.items() if k.startswith("average.")}
+        self.average.mean = mean or None
 
 
 class _StepLoss:
-    """One training step's forward pass and loss: ``(h, x, y) -> (new_h, loss, blocks)``.
+    """The loop's ``loss_fn(net, batch)``: one step's forward pass and loss. It keeps the
+    hidden state ``h`` for the next step (None: the epoch starts, every slot at zero).
 
     With sampling, the candidates are the batch's targets plus one shared draw of negatives,
     and the step works on gathered copies of the embedding rows it touches; ``blocks`` lists
@@ -287,8 +331,15 @@ class _StepLoss:
         self.sampler = NegativeSampler(counts, n_sample, sample_alpha, seed=seed) if n_sample > 0 else None
         self.log_pop = torch.log(torch.as_tensor(np.maximum(counts, 1), dtype=torch.float32))
         self.all_items = torch.arange(1, net.n_items + 1)
+        self.h, self.blocks = None, []
 
-    def __call__(self, h: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    def __call__(self, net, batch: SessionBatch) -> torch.Tensor:
+        x, y = torch.from_numpy(batch.inputs), torch.from_numpy(batch.targets)
+        h = torch.zeros(len(x), net.hidden) if self.h is None else carry_hidden(self.h, batch)
+        self.h, value, self.blocks = self._forward(h, x, y)
+        return value
+
+    def _forward(self, h: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
         net, blocks, log_q = self.net, [], None
         if self.sampler is not None:
             neg = torch.from_numpy(self.sampler.draw())
