@@ -288,3 +288,21 @@ def test_weight_averaging_is_the_mean_of_epoch_snapshots():
             net.weight.fill_(v)
         avg = _accumulate(net, avg, n)
     assert torch.allclose(avg["weight"], torch.full((1, 2), 3.0))
+
+
+def test_fit_runs_with_its_threads_and_restores_the_callers(monkeypatch):
+    """torch.set_num_threads is process-wide: fit uses ``threads`` inside, then gives the
+    caller's setting back."""
+    from shopml.sessions import estimator
+
+    seen, real = [], estimator.train_gru4rec
+    monkeypatch.setattr(estimator, "train_gru4rec",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    train, _ = planted_sessions(60)  # at least batch_size (48) sessions
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        SessionRecommender(hidden=8, epochs=1, threads=2).fit(train)
+        assert seen == [2] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -22,7 +22,7 @@ import torch
 
 from shopml.errors import DataError, NotFittedError
 from shopml.pricing.nets import MonotoneDemandNet
-from shopml.training import IndexBatches, TrainConfig, train
+from shopml.training import IndexBatches, TrainConfig, torch_threads, train
 
 __all__ = ["NeuralDemand", "save_demand", "load_demand"]
 
@@ -102,7 +102,10 @@ class NeuralDemand:
         self._check(data, need_y=True)
         if data.height < 20:
             raise DataError(f"need at least 20 rows to fit a demand model, got {data.height}")
-        torch.set_num_threads(self.threads)
+        with torch_threads(self.threads):
+            return self._fit(data)
+
+    def _fit(self, data: pl.DataFrame) -> "NeuralDemand":
         self._fit_encoding(data)
         cats, nums, s = self._encode(data)
         y = self._target(data)

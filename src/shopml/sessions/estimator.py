@@ -28,6 +28,7 @@ from shopml.sessions.base import SessionRankerBase, build_index, popularity_coun
 from shopml.sessions.data import ItemIndex
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import LOSSES, train_gru4rec
+from shopml.training import torch_threads
 from shopml.errors import ConfigError
 
 __all__ = ["SessionRecommender"]
@@ -115,8 +116,10 @@ class SessionRecommender(SessionRankerBase):
     def fit(self, sessions: Sequence[Sequence]) -> "SessionRecommender":
         """Train on sessions: each a chronological sequence of raw item ids."""
         self._validate()
-        if self.threads:
-            torch.set_num_threads(int(self.threads))
+        with torch_threads(int(self.threads) if self.threads else None):
+            return self._fit(sessions)
+
+    def _fit(self, sessions: Sequence[Sequence]) -> "SessionRecommender":
         index, indptr, items = build_index(sessions)
         if index.n_items == 0 or not (np.diff(indptr) >= 2).any():
             raise ConfigError("training needs at least one session with 2 or more clicks")
