@@ -30,7 +30,6 @@ import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from shopml.artifacts import read_model_dir, write_model_dir
 from shopml.sessions.data import ItemIndex
