@@ -10,21 +10,24 @@ from shopml.data.simulate import simulate_shop
 from shopml.pipeline import FitConfig, fit_all
 
 
+def _pseudonymized(shop, key: bytes) -> pl.DataFrame:
+    from shopml.privacy import pseudonymize
+
+    return shop.events.with_columns(
+        pl.Series("user_id", pseudonymize(shop.events["user_id"].to_list(), key=key)),
+        pl.Series("session_id", pseudonymize(shop.events["session_id"].to_list(), key=key)),
+    )
+
+
 @pytest.fixture(scope="module")
 def shop_run(tmp_path_factory):
     import os
 
-    from shopml.privacy import pseudonymize
-
     key = bytes(range(32))
     os.environ["SHOPML_KEY"] = key.hex()  # module-scoped run: one key for all its tests
     shop = simulate_shop(n_users=150, n_items=40, seed=3)
-    events = shop.events.with_columns(
-        pl.Series("user_id", pseudonymize(shop.events["user_id"].to_list(), key=key)),
-        pl.Series("session_id", pseudonymize(shop.events["session_id"].to_list(), key=key)),
-    )
     out = tmp_path_factory.mktemp("pipeline") / "run"
-    res = fit_all(events, out, config=FitConfig.preset("tiny"))
+    res = fit_all(_pseudonymized(shop, key), out, config=FitConfig.preset("tiny"))
     yield shop, res, key
     os.environ.pop("SHOPML_KEY", None)
 
@@ -32,6 +35,7 @@ def shop_run(tmp_path_factory):
 def test_every_job_ran_or_was_skipped_for_a_data_reason(shop_run):
     _, res, _ = shop_run
     assert {"recommend", "sessions", "customers"} <= set(res.metrics)
+    assert set(res.seconds) == {"recommend", "sessions", "customers"}  # ran to the end: neither skipped nor failed
     models = {r["model"] for r in res.metrics["recommend"]}
     assert {"sasrec", "pop", "recent-pop", "markov", "itemknn", "rebuy"} <= models  # the model and baselines
     assert {r["protocol"] for r in res.metrics["recommend"]} == {"A", "B"}
@@ -40,6 +44,57 @@ def test_every_job_ran_or_was_skipped_for_a_data_reason(shop_run):
     skipped = {s["job"]: s for s in res.skipped}
     assert set(skipped) == {"pricing"} and skipped["pricing"]["status"] == "skipped"
     assert "prices vary" in skipped["pricing"]["reason"]  # the simulated shop keeps each item's price fixed
+
+
+def test_customers_job_ran_and_saved_its_forecaster(shop_run):
+    import math
+
+    from shopml.runs import load_run
+
+    _, res, key = shop_run
+    assert "customers" not in {s["job"] for s in res.skipped}  # no "failed" (nor "skipped") row
+    rows = {r["model"]: r for r in res.metrics["customers"]}
+    assert set(rows) == {"rnn", "bgnbd"}
+    assert all(math.isfinite(r["mae"]) and r["mae"] >= 0 for r in rows.values())
+    assert rows["rnn"]["train_seconds"] >= 0 and sum(r["winner"] for r in rows.values()) == 1
+    assert {"series", "validation", "n_customers"} <= set(res.extras["customers"])
+    assert res.extras["customers"]["n_customers"] > 0
+    run = load_run(res.path, check_key=True, key=key)
+    assert run.manifest["metrics"]["customers"] == res.metrics["customers"]
+    assert type(run.components["customers"]).__name__ == "CustomerForecaster"
+
+
+def test_intent_row_is_the_saved_models_auc_on_the_test_sessions(shop_run):
+    """The logged AUC is recomputed here from the saved model and the test window's own
+    labels: a row scored on the wrong sessions or labels, or a model that does not
+    round-trip, fails."""
+    import datetime as dt
+
+    import numpy as np
+
+    from shopml.evaluation.metrics import auc
+    from shopml.runs import load_run
+    from shopml.sessions.job import session_table, with_sessions
+
+    shop, res, key = shop_run
+    rows = {r["model"]: r for r in res.metrics["sessions"]}
+    assert rows["base-rate"]["auc"] == 0.5
+    intent = rows["intent-gru"]
+    assert 0.0 <= intent["auc"] <= 1.0 and intent["train_seconds"] >= 0
+    run = load_run(res.path, check_key=True, key=key)
+    assert type(run.components["intent"]).__name__ == "PurchaseIntentModel"
+
+    events = with_sessions(_pseudonymized(shop, key)).filter(pl.col("event_type") != "return")
+    test_from = dt.datetime.fromisoformat(res.periods["test_from"])
+    test_ids = session_table(events).filter(pl.col("start") >= test_from)["session_id"]
+    test = events.filter(pl.col("session_id").is_in(test_ids.implode()))
+    bought = dict(test.group_by("session_id").agg((pl.col("event_type") == "purchase").any()).iter_rows())
+    out = run.components["intent"].predict_proba(test)
+    y = np.array([bought[s] for s in out["session_id"]], dtype=float)
+    assert 0 < y.sum() < len(y)  # both classes in the test window, so the AUC means something
+    assert intent["auc"] == pytest.approx(auc(y, np.asarray(out["p_purchase"], dtype=float)), abs=1e-12)
+    cal = res.extras["sessions"]["calibration"]
+    assert cal and res.extras["sessions"]["purchase_rate"] == pytest.approx(y.mean())
 
 
 def test_each_job_serves_its_validation_winner(shop_run):

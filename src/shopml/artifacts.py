@@ -1,4 +1,5 @@
-"""Model and run folders: JSON + safetensors, written atomically, loaded without pickle.
+"""Model folders: JSON + safetensors, written atomically, loaded without pickle. Run
+folders (many model folders + a manifest) are :mod:`shopml.runs`, built on this module.
 
 A *model folder* holds one fitted estimator::
 
@@ -41,23 +42,7 @@ __all__ = [
     "atomic_dir",
     "is_shopml_folder",
     "atomic_write_text",
-    "Run",
-    "save_run",
-    "load_run",
-    "verify_run",
 ]
-
-# Run folders (many model folders + manifest.json) live in shopml.runs; they are exposed
-# here lazily because shopml.runs itself builds on the helpers of this module.
-_RUN_NAMES = {"Run", "save_run", "load_run", "verify_run"}
-
-
-def __getattr__(name: str):
-    if name in _RUN_NAMES:
-        from shopml import runs
-
-        return getattr(runs, name)
-    raise AttributeError(f"module 'shopml.artifacts' has no attribute {name!r}")
 
 MODEL_FORMAT = "shopml-model"
 MODEL_VERSION = 1

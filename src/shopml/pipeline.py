@@ -256,8 +256,3 @@ def _quality(events: pl.DataFrame) -> dict:
     from shopml.data.validate import validate_events
 
     return quality_report(events, validate_events(events))
-
-
-def with_config(cfg: FitConfig, **changes) -> FitConfig:
-    """A copy of ``cfg`` with some fields changed (e.g. ``progress=False``)."""
-    return replace(cfg, **changes)

@@ -7,7 +7,7 @@ import sys
 import polars as pl
 import pytest
 
-from shopml.data.events import load_events, read_events
+from shopml.data.events import read_events
 from shopml.errors import ConfigError, DataError
 
 HEADER = "user_id,item_id,timestamp,event_type\n"
@@ -122,9 +122,3 @@ def test_postgresql_dispatch_and_redacted_uri(monkeypatch):
         read_events(uri)  # neither table= nor query=
     with pytest.raises(ConfigError):
         read_events("events.csv", table="events")
-
-
-def test_postgresql_without_the_sql_module(monkeypatch):
-    monkeypatch.setitem(sys.modules, "shopml.data.sql", None)  # import fails
-    with pytest.raises(ConfigError, match="PostgreSQL input is unavailable"):
-        load_events("postgresql://db/shop", table="events")

@@ -26,7 +26,10 @@ def split():
 
 @pytest.fixture(scope="module")
 def fitted(split):
-    return PurchaseIntentModel().fit(split[1])
+    # Small and short: dim 16, 8 epochs, no auxiliary next-item head (a third less time).
+    # Gap to the true propensity's AUC when written: 0.016 at seed 0 (0.009, 0.007 at
+    # seeds 1, 2; 0.016, 0.010, 0.013 with the head), under the 0.02 bar of the benchmark.
+    return PurchaseIntentModel(dim=16, epochs=8, next_item_weight=0.0, seed=0).fit(split[1])
 
 
 def test_intent_auc_close_to_true_propensity(split, fitted):
@@ -37,8 +40,7 @@ def test_intent_auc_close_to_true_propensity(split, fitted):
     y = np.array([truth[s][0] for s in out["session_id"]], dtype=float)
     oracle = auc(y, np.array([truth[s][1] for s in out["session_id"]]))
     model = auc(y, np.array(out["p_purchase"]))
-    # The benchmark (5000 users) holds the 0.02 bar; this small case allows sampling noise.
-    assert model >= oracle - 0.035, (model, oracle)
+    assert model >= oracle - 0.02, (model, oracle)  # the benchmark's bar
 
 
 def test_purchase_event_is_not_an_input():

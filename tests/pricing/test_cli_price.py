@@ -36,6 +36,15 @@ def test_benchmark_pricing_rows(panels, tmp_path, capsys):
     # Keeping each current price is always allowed, so the optimizer can only gain on the
     # model's own profit; and the prices stay within the ±10% of the comparison.
     assert "caveat" in mg and mg["profit_change"] >= -1e-9 and abs(mg["mean_price_change"]) <= 0.1 + 1e-9
+    # The same comparison under the constant-elasticity model has a closed form. With cost
+    # c = 0.7 p0 and elasticity e > -1 (here DML's, about -0.3), profit (p - c) p^e rises all
+    # the way to the +10% bound, so every unit moves there and the profit ratio is
+    # (1.1 - 0.7) / (1 - 0.7) * 1.1^e; prices in whole cents sit up to a cent below the bound.
+    e = next(r["elasticity"] for r in doc["rows"] if (r["model"], r["brand"]) == ("dml", "all"))
+    assert -1 < e < 0
+    lin = doc["montgomery_dml"]
+    assert lin["units"] == mg["units"] and lin["mean_price_change"] == pytest.approx(0.1, abs=0.005)
+    assert lin["profit_change"] == pytest.approx(0.4 / 0.3 * 1.1**e - 1, abs=0.01)
     assert out.with_suffix(".md").exists()
 
 

@@ -120,3 +120,20 @@ def test_grid_equals_forward_on_every_row_price_pair():
     cats, nums, s = torch.randint(0, 3, (6, 2)), torch.randn(6, 2), torch.linspace(-2, 2, 7)
     want = net(cats.repeat_interleave(7, 0), nums.repeat_interleave(7, 0), s.repeat(6)).reshape(6, 7)
     assert torch.allclose(net.grid(cats, nums, s), want, atol=1e-6)
+
+
+def test_fit_runs_with_its_threads_and_restores_the_callers(monkeypatch):
+    """torch.set_num_threads is process-wide: fit uses ``threads`` inside, then gives the
+    caller's setting back."""
+    from shopml.pricing import demand
+
+    seen, real = [], demand.train
+    monkeypatch.setattr(demand, "train", lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    m = simulate_market(3, 4, 10, seed=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        NeuralDemand(categorical=["item", "store"], n_members=1, epochs=1, threads=2).fit(m.panel)
+        assert seen == [2] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

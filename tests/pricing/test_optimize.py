@@ -1,7 +1,6 @@
 """Constrained optimizer: known optimum, binding constraints, infeasibility, and 0 violations
 over 1,000 random constraint sets (hypothesis)."""
 
-import math
 
 import numpy as np
 import pytest

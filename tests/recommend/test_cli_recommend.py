@@ -40,14 +40,17 @@ def test_fit_evaluate_predict_json(beauty_like, tmp_path, capsys):
     assert recs[0]["item_id"] == "5" and recs[0]["because"][0]["item_id"] == "4"
 
 
-def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
+def test_bad_input_is_one_line_exit_2(beauty_like, tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_text("1\n")
     code, out = _run(capsys, "recommend", "fit", "--data", str(bad), "--model", "pop", "--out", str(tmp_path / "m"))
     assert code == 2 and out.err.count("\n") == 1 and "Traceback" not in out.err
-    code, out = _run(capsys, "recommend", "fit", "--data", str(tmp_path / "tiny.txt"), "--model", "nope",
+    # The data file is real and valid, so exit 2 can only come from the model name.
+    code, out = _run(capsys, "recommend", "fit", "--data", str(beauty_like), "--model", "nope",
                      "--out", str(tmp_path / "m"))
-    assert code == 2
+    assert code == 2 and out.err.count("\n") == 1
+    assert "unknown model 'nope'" in out.err and "markov" in out.err
+    assert not (tmp_path / "m").exists()
 
 
 def test_benchmark_rows(beauty_like, tmp_path, capsys):

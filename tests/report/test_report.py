@@ -97,3 +97,16 @@ def test_report_never_overwrites_a_file_or_writes_into_a_run(full_run, tmp_path,
 def test_existing_html_file_outside_runs_is_replaced(full_run, tmp_path):
     (tmp_path / "old.html").write_text("<p>old</p>")
     assert "Data quality" in write_report(full_run, tmp_path / "old.html").read_text()
+
+
+def test_plots_leave_matplotlib_global_state_alone():
+    """The report's plots use the Figure API: importing and drawing them never loads pyplot
+    (its global figures and process-wide backend). Checked in a fresh interpreter, as other
+    tests may load pyplot."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from shopml.report import plots; "
+            "assert plots.bars([{'model': 'a', 'm': 1.0}], 'm', 't').startswith('data:image/png;base64,'); "
+            "assert 'matplotlib.pyplot' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

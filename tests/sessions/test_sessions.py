@@ -81,8 +81,9 @@ def test_logq_correction_subtracts_log_sampling_weight():
     corrected = sampled_logq_loss(logits, log_q, norm=2)
     plain = sampled_logq_loss(logits, None, norm=2)
     assert plain == pytest.approx(np.log(4))
-    # popular negatives are down-weighted -> the targets win more easily
-    assert corrected < plain
+    # By hand: each row's logits become (0, 0, -log 10, -log 10) and its target is one of
+    # the unit-weight columns: -log(1 / (1 + 1 + 0.1 + 0.1)) = log 2.2, the mean of two rows.
+    assert corrected.item() == pytest.approx(np.log(2.2), rel=1e-6)
 
 
 def test_bpr_max_matches_hand_computed_values():
@@ -112,9 +113,28 @@ def test_bpr_max_ignores_the_target_column_as_a_negative():
 
 
 def test_constrained_embedding_ties_input_and_output():
-    net = GRU4RecNet(n_items=10, hidden=4)
+    torch.manual_seed(0)
+    net = GRU4RecNet(n_items=10, hidden=4, dropout_hidden=0.0)
     assert not any(p.shape == net.item.weight.shape for n, p in net.named_parameters() if n != "item.weight")
     assert net.item.sparse  # sparse gradient: only touched rows are updated
+    # One storage: the output scores are products with the very table the GRU reads from.
+    h = torch.randn(2, 4)
+    assert torch.allclose(net.score(h)[:, 1:], h @ net.item.weight[1:].T + net.bias.weight[1:].T, atol=1e-6)
+    a, b = 3, 7  # a is only ever an input, b only ever a candidate
+    enc_a, score_b = net.encode(torch.tensor([[a]])).detach(), net.score(h)[:, b].detach()
+    _, logits = net.train_logits(torch.zeros(1, 4), torch.tensor([a]), torch.tensor([b]))
+    assert torch.allclose(logits[0, 0], (net.encode(torch.tensor([[a]])) @ net.item.weight[b])[0])
+    before = net.item.weight.detach().clone()
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    opt.zero_grad()
+    (-logits.sum()).backward()
+    opt.step()
+    moved = (net.item.weight != before).any(1)
+    # the input row moved through the GRU's input, the candidate row through the output
+    assert moved.nonzero().flatten().tolist() == [a, b]
+    with torch.no_grad():
+        assert not torch.allclose(net.encode(torch.tensor([[a]])), enc_a)
+        assert not torch.allclose(net.score(h)[:, b], score_b)
 
 
 def test_adagrad_updates_only_touched_rows():
@@ -253,3 +273,21 @@ def test_weight_averaging_is_the_mean_of_epoch_snapshots():
             net.weight.fill_(v)
         avg = _accumulate(net, avg, n)
     assert torch.allclose(avg["weight"], torch.full((1, 2), 3.0))
+
+
+def test_fit_runs_with_its_threads_and_restores_the_callers(monkeypatch):
+    """torch.set_num_threads is process-wide: fit uses ``threads`` inside, then gives the
+    caller's setting back."""
+    from shopml.sessions import estimator
+
+    seen, real = [], estimator.train_gru4rec
+    monkeypatch.setattr(estimator, "train_gru4rec",
+                        lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    train, _ = planted_sessions(60)  # at least batch_size (48) sessions
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        SessionRecommender(hidden=8, epochs=1, threads=2).fit(train)
+        assert seen == [2] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -83,31 +83,9 @@ def _bench_generate(job: dict) -> dict:
 
 
 def _simulate(n: int, seed: int):
-    try:
-        from shopml.data.simulate import simulate_events
-    except ImportError:  # the simulator module is not there yet: a local stand-in
-        return _numpy_events(n, seed), "shopml.benchmarks.ingest._numpy_events"
+    from shopml.data.simulate import simulate_events
+
     return simulate_events(n, seed=seed), "shopml.data.simulate.simulate_events"
-
-
-def _numpy_events(n: int, seed: int):
-    """Vectorized stand-in for the simulator: users with ~30 events in time order."""
-    import numpy as np
-    import polars as pl
-
-    rng = np.random.default_rng(seed)
-    n_users, n_items = max(n // 30, 1), max(n // 200, 10)
-    user = np.sort(rng.integers(0, n_users, n))
-    item = rng.zipf(1.3, n) % n_items
-    ts = 1_700_000_000_000_000 + np.cumsum(rng.integers(1, 10_000_000, n))
-    kind = np.array(["view", "cart", "purchase"])[rng.choice(3, n, p=[0.9, 0.07, 0.03])]
-    price = np.round(rng.lognormal(3, 0.8, n_items), 2)[item]
-    return pl.DataFrame({
-        "user_id": pl.Series(user).cast(pl.String), "item_id": pl.Series(item).cast(pl.String),
-        "timestamp": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-        "event_type": kind, "session_id": pl.Series(user * 4 + (ts // 3_600_000_000) % 4).cast(pl.String),
-        "price": price, "category": pl.Series(item % 50).cast(pl.String),
-    })
 
 
 def _bench_ingest(job: dict) -> dict:

@@ -74,7 +74,6 @@ from shopml.data.raw import read_raw
 from shopml.data.timestamps import parse_timestamp
 from shopml.data.validate import (
     EVENT_TYPES,
-    REQUIRED,
     Source,
     check_canonical,
     check_columns,

@@ -65,10 +65,7 @@ def read_sql_source(uri: str, table: str | None, query: str | None) -> tuple[pl.
     """Dispatch to :func:`shopml.data.sql.read_sql` (imported only when a URI is given)."""
     if (table is None) == (query is None):
         raise ConfigError("PostgreSQL input needs exactly one of table= or query=")
-    try:
-        from shopml.data.sql import read_sql
-    except ImportError:
-        raise ConfigError("PostgreSQL input is unavailable in this installation (no shopml.data.sql)") from None
+    from shopml.data.sql import read_sql
     df = read_sql(uri, table=table, query=query)
     where = redact(uri) + (f" table {table}" if table else " query")
     return df, Source(where, first_line=1)

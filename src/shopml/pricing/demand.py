@@ -24,7 +24,7 @@ from shopml.errors import DataError
 from shopml.estimator import Estimator
 from shopml.evaluation.metrics import rmse
 from shopml.pricing.nets import MonotoneDemandNet
-from shopml.training import IndexBatches, TrainConfig, train
+from shopml.training import IndexBatches, TrainConfig, torch_threads, train
 
 __all__ = ["NeuralDemand"]
 
@@ -106,7 +106,10 @@ class NeuralDemand(Estimator):
         self._check(data, need_y=True)
         if data.height < 20:
             raise DataError(f"need at least 20 rows to fit a demand model, got {data.height}")
-        torch.set_num_threads(self.threads)
+        with torch_threads(self.threads):
+            return self._fit(data)
+
+    def _fit(self, data: pl.DataFrame) -> "NeuralDemand":
         self._fit_encoding(data)
         cats, nums, s = self._encode(data)
         y = self._target(data)

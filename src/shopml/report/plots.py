@@ -1,6 +1,8 @@
 """Matplotlib figures for the report, returned as inline ``data:image/png;base64`` URIs.
 
-The Agg backend is selected explicitly so the report renders on a headless server.
+Figures are built with :class:`matplotlib.figure.Figure` directly, never through pyplot:
+no global figure state, no backend chosen for the whole process at import (the report
+still renders on a headless server: ``savefig`` to PNG draws with Agg either way).
 """
 
 from __future__ import annotations
@@ -8,11 +10,8 @@ from __future__ import annotations
 import base64
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 __all__ = ["learning_curves", "calibration", "forecast", "pricing_curves", "bars"]
 
@@ -22,7 +21,6 @@ _BLUE, _ORANGE, _GREEN, _GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
 def _to_uri(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -33,7 +31,8 @@ def learning_curves(curves: dict[str, list[dict]]) -> str | None:
     curves = {k: v for k, v in curves.items() if v}
     if not curves:
         return None
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(curves), 3.2))
+    axes = fig.subplots(1, len(curves), squeeze=False)
     for ax, (name, rows) in zip(axes[0], curves.items()):
         epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
         if any("loss" in r for r in rows):
@@ -55,7 +54,8 @@ def calibration(cal: dict) -> str | None:
     pred, obs = cal.get("predicted") or [], cal.get("observed") or []
     if not pred:
         return None
-    fig, ax = plt.subplots(figsize=(4.2, 4))
+    fig = Figure(figsize=(4.2, 4))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ":", color=_GREY, label="perfect")
     sizes = np.asarray(cal.get("count") or [20] * len(pred), dtype=float)
     ax.scatter(pred, obs, s=20 + 200 * sizes / max(sizes.max(), 1), color=_BLUE, zorder=3, label="model")
@@ -75,7 +75,8 @@ def forecast(fc: dict) -> str | None:
     weeks = fc.get("weeks") or []
     if not weeks:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig = Figure(figsize=(6.5, 3.6))
+    ax = fig.subplots()
     styles = {"actual": ("-", "black"), "rnn": ("--", _BLUE), "bgnbd": (":", _ORANGE)}
     for name, values in fc.get("series", {}).items():
         ls, color = styles.get(name, ("-.", _GREEN))
@@ -96,7 +97,8 @@ def pricing_curves(item: dict) -> str | None:
     if prices.size == 0:
         return None
     chosen, current = item.get("chosen_price"), item.get("current_price")
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    fig = Figure(figsize=(12, 3.3))
+    axes = fig.subplots(1, 3)
     ax = axes[0]
     ax.plot(prices, item["units"], color=_BLUE, label="expected units")
     if item.get("units_low") and item.get("units_high"):
@@ -128,7 +130,8 @@ def bars(rows: list[dict], metric: str, title: str) -> str | None:
     rows = [r for r in rows if isinstance(r.get(metric), (int, float))]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(5, 0.45 * len(rows) + 1))
+    fig = Figure(figsize=(5, 0.45 * len(rows) + 1))
+    ax = fig.subplots()
     names = [str(r.get("model")) + (f" ({r['protocol']})" if r.get("protocol") else "") for r in rows]
     ax.barh(names, [r[metric] for r in rows], color=_BLUE)
     ax.set_xlabel(metric)

@@ -26,8 +26,8 @@ import torch
 from shopml.sessions.base import SessionRankerBase
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import LOSSES, train_gru4rec
-from shopml.errors import ConfigError
 from shopml.training import torch_threads
+from shopml.errors import ConfigError
 
 __all__ = ["SessionRecommender"]
 
