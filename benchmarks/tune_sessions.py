@@ -53,7 +53,7 @@ def main() -> None:
     cut = int(len(sessions) * 0.9)
     prefixes, targets = validation_cases(sessions[cut:], args.cases, args.seed)
     cls, grid, shown = ((VSKNNRecommender, VSKNN_GRID, ("k", "sample_size")) if args.model == "vsknn" else
-                        (SessionRecommender, GRU_GRID, ("loss", "hidden", "epochs")))  # fmt: skip
+                        (SessionRecommender, GRU_GRID, ("loss", "dim", "epochs")))  # fmt: skip
     rows = []
     for params in grid:
         t0 = time.perf_counter()
@@ -61,7 +61,7 @@ def main() -> None:
         fit_s = time.perf_counter() - t0
         res = model.evaluate(prefixes, targets, k=20)
         rows.append({**{k: params[k] if params[k] is not None else "all" for k in shown},
-                     "recall@20": round(res["recall@20"], 4), "mrr@20": round(res["mrr@20"], 4),
+                     "hr@20": round(res["hr@20"], 4), "mrr@20": round(res["mrr@20"], 4),
                      "fit_seconds": round(fit_s, 1)})  # fmt: skip
     write_benchmark(args.out, f"{args.model} validation ({args.train.name}: last 10% of sessions)", rows,
                     extra={"fit_sessions": cut, "validation_cases": len(targets), "grid": grid})  # fmt: skip

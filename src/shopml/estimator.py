@@ -30,6 +30,10 @@ class Estimator(BaseEstimator):
     """Base of every shopml estimator (see the module docstring)."""
 
     kind = "estimator"
+    #: Old parameter name -> new, so folders saved before a rename still load (a name that is
+    #: still a parameter of the class keeps its meaning).
+    renamed_params: dict = {"hidden": "dim", "time_budget": "max_seconds", "n_models": "n_members",
+                            "val_fraction": "valid_fraction"}
 
     def __sklearn_is_fitted__(self) -> bool:
         return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
@@ -50,7 +54,8 @@ class Estimator(BaseEstimator):
         """Load a folder written by :meth:`save` (refuses other model kinds)."""
         md = read_model_dir(path, kind=cls.kind)
         names = set(cls._get_param_names())
-        self = cls(**{k: v for k, v in md.params.items() if k in names})
+        params = {k if k in names else cls.renamed_params.get(k, k): v for k, v in md.params.items()}
+        self = cls(**{k: v for k, v in params.items() if k in names})
         self._from_artifact(md)
         return self
 

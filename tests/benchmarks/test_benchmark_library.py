@@ -139,7 +139,7 @@ def test_out_that_is_a_folder_is_refused_first(argv, beauty_like, tmp_path, caps
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["recommend", "--models", "pop,nope"], "unknown model 'nope'"),
-    (["customers", "--n-models", "0"], "--n-models must be at least 1"),
+    (["customers", "--n-models", "0"], "--n-members must be at least 1"),
     (["intent", "--folds", "1"], "--folds must be at least 2"),
 ])
 def test_bad_options_are_refused_before_reading(argv, message, beauty_like, tmp_path, capsys):

@@ -34,8 +34,8 @@ def tx():
 @pytest.fixture(scope="module")
 def fitted(tx):
     cal = tx.filter(pl.col("date") <= START + dt.timedelta(days=195))
-    return CustomerForecaster(hidden=16, epochs=40, n_models=1, n_samples=40, lr=1e-2, batch_size=32,
-                              val_fraction=0.25).fit(
+    return CustomerForecaster(dim=16, epochs=40, n_members=1, n_samples=40, lr=1e-2, batch_size=32,
+                              valid_fraction=0.25).fit(
         cal, calibration_end=START + dt.timedelta(days=195), start=START)
 
 
@@ -67,7 +67,7 @@ def test_save_load_round_trip(fitted, tmp_path):
 
 
 def _tiny_fit(tx):
-    m = CustomerForecaster(hidden=8, epochs=4, n_models=2, n_samples=20, batch_size=16, val_fraction=0.25)
+    m = CustomerForecaster(dim=8, epochs=4, n_members=2, n_samples=20, batch_size=16, valid_fraction=0.25)
     return m.fit(tx, start=START).forecast(8).sort("customer_id")
 
 

@@ -12,5 +12,5 @@ def test_reader_counts_and_one_fold(real_file):
     assert X.shape == (12330, 17) and int(y.sum()) == 1908
     rng = np.random.default_rng(0)
     test = rng.random(len(y)) < 0.2
-    clf = IntentClassifier(n_models=1, epochs=15, patience=3).fit(X.filter(~test), y[~test])
+    clf = IntentClassifier(n_members=1, epochs=15, patience=3).fit(X.filter(~test), y[~test])
     assert auc(y[test], clf.predict_proba(X.filter(test))) > 0.9

@@ -19,7 +19,7 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y, _, _ = data
-    return IntentClassifier(n_models=2, epochs=25, patience=4).fit(X, y)
+    return IntentClassifier(n_members=2, epochs=25, patience=4).fit(X, y)
 
 
 def test_beats_trivial_baseline(data, fitted):

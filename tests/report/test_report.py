@@ -22,7 +22,7 @@ def synthetic_report_material():
     return dict(
         metrics={
             "recommend": [{"model": "sasrec", "ndcg@10": 0.31}, {"model": "pop", "ndcg@10": 0.05}],
-            "sessions": [{"model": "gru", "recall@20": 0.5, "auc": 0.8}, {"model": "pop", "recall@20": 0.1}],
+            "sessions": [{"model": "gru", "hr@20": 0.5, "auc": 0.8}, {"model": "pop", "hr@20": 0.1}],
         },
         skipped=[],
         extras={

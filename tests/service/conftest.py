@@ -37,7 +37,7 @@ def tiny_run(tmp_path_factory):
     seqs = sequences_from_lists(hist, user_ids=pseudonymize(RAW_USERS, key=key))
     sasrec = SASRecRecommender(dim=16, max_len=10, epochs=2, progress=False, threads=2).fit(seqs)
     pop = MostPopular().fit(seqs)
-    sessions = SessionRecommender(hidden=8, epochs=1, n_sample=4, batch_size=4).fit(hist)
+    sessions = SessionRecommender(dim=8, epochs=1, n_sample=4, batch_size=4).fit(hist)
     path = tmp_path_factory.mktemp("service") / "run"
     save_run(path, components={"recommend": sasrec, "recommend_pop": pop, "sessions": sessions,
                                "intent": _intent(), "pricing": _price_book()},

@@ -77,7 +77,7 @@ def test_early_stopping_on_validation_keeps_the_best_epoch():
 
 
 def test_time_budget_stops_between_steps():
-    _, res = _fit(epochs=5, time_budget=0.0)
+    _, res = _fit(epochs=5, max_seconds=0.0)
     assert res.out_of_time and len(res.history) == 1
     assert res.history[0]["steps"] == 1 and res.history[0]["partial"]
 
@@ -92,8 +92,16 @@ def test_estimator_validates_on_held_out_sessions():
     from shopml.sessions.estimator import SessionRecommender
 
     sessions = [["a", "b", "c"], ["a", "b"], ["b", "c"]] * 20
-    m = SessionRecommender(hidden=8, n_sample=2, epochs=2, batch_size=4, threads=1)
+    m = SessionRecommender(dim=8, n_sample=2, epochs=2, batch_size=4, threads=1)
     m.fit(sessions, valid=[["a", "b", "c"]])
-    assert sorted(m.history_[0]) == ["epoch", "loss", "mrr@20", "recall@20", "seconds", "steps"]
+    assert sorted(m.history_[0]) == ["epoch", "hr@20", "loss", "mrr@20", "ndcg@20", "seconds", "steps"]
     with pytest.raises(ConfigError, match="valid"):
         m.fit(sessions, valid=[["a"]])
+
+
+def test_fewer_sessions_than_the_batch_size_still_train():
+    from shopml.sessions.estimator import SessionRecommender
+
+    sessions = [["a", "b", "c"], ["b", "c"], ["c", "a", "b"]]
+    m = SessionRecommender(dim=8, n_sample=2, epochs=2, batch_size=48, threads=1).fit(sessions)
+    assert len(m.history_) == 2 and m.predict([["a"]], k=1)[0][0] in {"a", "b", "c"}

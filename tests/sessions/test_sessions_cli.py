@@ -37,7 +37,7 @@ def test_fit_evaluate_predict_json(tmp_path, capsys):
     # By hand: 1 -> 2, 2 -> 3 and 4 -> 5 are the only transitions out of 1, 2 and 4 in the
     # training file, so three targets rank 1; the unknown session falls back to popularity, where the
     # target 1 ties item 2 (40 clicks each) and ties rank pessimistically: rank 2.
-    assert res["n_cases"] == 4 and res["recall@20"] == 1.0
+    assert res["n_cases"] == 4 and res["hr@20"] == 1.0
     assert res["mrr@20"] == pytest.approx((1 + 1 + 1 / 2 + 1) / 4)
     code, out, _ = _run(capsys, "sessions", "predict", "--model", str(tmp_path / "m"), "--session", "1", "--session", "", "--k", "2", "--json")
     recs = json.loads(out)
@@ -59,5 +59,5 @@ def test_benchmark_rows(tmp_path, capsys):
                       "--models", "vsknn,markov,pop", "--no-intent")  # fmt: skip
     doc = json.loads(out.read_text())
     assert [r["model"] for r in doc["rows"]] == ["vsknn", "markov", "pop"]
-    assert all({"recall@20", "mrr@20", "train_seconds", "eval_seconds", "peak_rss_mb"} <= set(r) for r in doc["rows"])
+    assert all({"hr@20", "mrr@20", "train_seconds", "eval_seconds", "peak_rss_mb"} <= set(r) for r in doc["rows"])
     assert out.with_suffix(".md").exists()

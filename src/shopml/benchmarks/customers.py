@@ -49,7 +49,7 @@ def load_transactions(data: Path, fmt: str, pseudonymize: bool = True):
     raise ConfigError(f"unknown --format {fmt!r}; use cdnow or events")
 
 
-def run_customers(data: Path, *, calibration_weeks: int = 39, holdout_weeks: int = 39, n_models: int = 3,
+def run_customers(data: Path, *, calibration_weeks: int = 39, holdout_weeks: int = 39, n_members: int = 3,
                   seed: int = 0) -> BenchmarkResult:
     """Fit BG/NBD and the RNN ensemble on weeks 1..``calibration_weeks`` of a CDNOW file and
     score both on the ``holdout_weeks`` after: one row per model plus the curve and ratios."""
@@ -64,8 +64,8 @@ def run_customers(data: Path, *, calibration_weeks: int = 39, holdout_weeks: int
     r = rfm_summary(ids, day, cal)
     bg = BGNBD().fit(r["x"], r["tx"], r["T"])
     bg_seconds = time.perf_counter() - t0
-    log.info("customers: fitting rnn (%d members)", n_models)
-    m = CustomerForecaster(n_models=n_models, seed=seed).fit_arrays(ids, day, usd, cal, start=start)
+    log.info("customers: fitting rnn (%d members)", n_members)
+    m = CustomerForecaster(n_members=n_members, seed=seed).fit_arrays(ids, day, usd, cal, start=start)
     ev = evaluate_holdout(m, ids, day, hold)
     rows = [
         # The point forecast scored as `mae`: the RNN's predictive median, BG/NBD's conditional

@@ -22,8 +22,8 @@ __all__ = ["run_intent"]
 log = logging.getLogger(__name__)
 
 
-def run_intent(data: Path, *, folds: int = 5, n_models: int = 5, seed: int = 0) -> BenchmarkResult:
-    """Cross-validated AUC of each model (``n_models`` MLP members per fold); the extras hold
+def run_intent(data: Path, *, folds: int = 5, n_members: int = 5, seed: int = 0) -> BenchmarkResult:
+    """Cross-validated AUC of each model (``n_members`` MLP members per fold); the extras hold
     the neural model's margin over the best baseline."""
     from shopml.data.public import read_online_shoppers
     from shopml.intent.tabular import cross_validate_intent
@@ -31,7 +31,7 @@ def run_intent(data: Path, *, folds: int = 5, n_models: int = 5, seed: int = 0) 
     data = Path(data)
     X, y = read_online_shoppers(data)
     log.info("intent: %d sessions, %d folds", len(y), folds)
-    res = cross_validate_intent(X, y, n_splits=folds, seed=seed, neural={"n_models": n_models})
+    res = cross_validate_intent(X, y, n_splits=folds, seed=seed, neural={"n_members": n_members})
     rows = [{"model": k, "auc": float(np.mean(v["auc"])), "auc_std": float(np.std(v["auc"])),
              "auc_folds": [round(a, 4) for a in v["auc"]], "train_seconds": v["train_seconds"]}
             for k, v in res.items()]

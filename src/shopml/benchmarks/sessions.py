@@ -41,7 +41,7 @@ def check_models(names: Sequence[str]) -> None:
             raise ConfigError(f"unknown session model {name!r}; choose from {', '.join(MODELS)}")
 
 
-def gru_params(epochs: int | None, time_budget: float | None, hidden: int | None) -> dict:
+def gru_params(epochs: int | None, max_seconds: float | None, hidden: int | None) -> dict:
     """GRU4Rec's Yoochoose defaults with the CLI's overrides (None keeps a default).
 
     Example:
@@ -50,16 +50,16 @@ def gru_params(epochs: int | None, time_budget: float | None, hidden: int | None
     """
     from shopml.sessions.estimator import DEFAULTS_YOOCHOOSE
 
-    p = dict(DEFAULTS_YOOCHOOSE, time_budget=time_budget)
+    p = dict(DEFAULTS_YOOCHOOSE, max_seconds=max_seconds)
     if epochs:
         p["epochs"] = epochs
     if hidden:
-        p["hidden"] = hidden
+        p["dim"] = hidden
     return p
 
 
 def run_sessions(train: Path, test: Path, models: Sequence[str] = MODELS, *, threads: int = 2,
-                 epochs: int | None = None, time_budget: float | None = None, intent: bool = True) -> BenchmarkResult:
+                 epochs: int | None = None, max_seconds: float | None = None, intent: bool = True) -> BenchmarkResult:
     """Fit each model on ``train`` (one session per line), score it on ``test``
     (``prefix<TAB>target``); with ``intent``, add the simulator purchase-intent row.
     ``threads`` is recorded in the extras (the caller sets torch's threads)."""
@@ -71,13 +71,13 @@ def run_sessions(train: Path, test: Path, models: Sequence[str] = MODELS, *, thr
     tr, prefixes, targets = _read_split(train, test)
     rows = []
     for name in models:
-        params = {"gru4rec": gru_params(epochs, time_budget, None), "vsknn": VSKNN_YOOCHOOSE}.get(name, {})
+        params = {"gru4rec": gru_params(epochs, max_seconds, None), "vsknn": VSKNN_YOOCHOOSE}.get(name, {})
         rows.append(_bench_row(name, session_model(name, **params), tr, prefixes, targets))
     if intent:
         rows.append(_intent_row())
 
     extra = {"train": str(train), "test": str(test), "threads": threads, "n_test": len(targets),
-             "gru4rec_params": gru_params(epochs, time_budget, None) if "gru4rec" in models else None,
+             "gru4rec_params": gru_params(epochs, max_seconds, None) if "gru4rec" in models else None,
              "vsknn_params": VSKNN_YOOCHOOSE if "vsknn" in models else None,
              "protocol": PROTOCOL}
     return BenchmarkResult(f"sessions: {train.parent.name}", rows, extra)
@@ -88,7 +88,7 @@ def _bench_row(name: str, model, train, prefixes, targets) -> dict:
     model.fit(train)
     train_s = time.perf_counter() - t0
     res = model.evaluate(prefixes, targets, k=20)
-    row = {"model": name, "recall@20": round(res["recall@20"], 4), "mrr@20": round(res["mrr@20"], 4),
+    row = {"model": name, "hr@20": round(res["hr@20"], 4), "mrr@20": round(res["mrr@20"], 4),
            "train_seconds": round(train_s, 1), "eval_seconds": res["eval_seconds"],
            "peak_rss_mb": round(peak_rss_mb(), 0)}  # fmt: skip
     if hasattr(model, "history_"):

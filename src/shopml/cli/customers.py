@@ -49,7 +49,7 @@ def fit_cmd(
     fmt: str = typer.Option("cdnow", "--format", help=FORMAT_HELP),
     calibration_weeks: int = typer.Option(0, help="weeks from the first date used for fitting (0 = all)"),
     epochs: int = typer.Option(40, help="maximum epochs per ensemble member"),
-    n_models: int = typer.Option(3, help="ensemble members"),
+    n_members: int = typer.Option(3, "--n-members", "--n-models", help="ensemble members"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2, help="torch threads"),
     json_out: bool = JSON_OPTION,
@@ -60,7 +60,7 @@ def fit_cmd(
     _threads(threads)
     ids, day, usd, start = _load(data, fmt)
     end = int(day.max()) if calibration_weeks <= 0 else 7 * calibration_weeks - 1
-    m = CustomerForecaster(epochs=epochs, n_models=n_models, seed=seed).fit_arrays(ids, day, usd, end, start=start)
+    m = CustomerForecaster(epochs=epochs, n_members=n_members, seed=seed).fit_arrays(ids, day, usd, end, start=start)
     m.save(out)
     summary = {"model": str(out), "customers": len(m.customers_), "calibration_start": start.isoformat(),
                "calibration_end": (start + dt.timedelta(days=end)).isoformat(), "bgnbd": m.bgnbd_.params_,
@@ -113,18 +113,18 @@ def bench_customers(
     out: Path = typer.Option(..., "--out", help="JSON file to write (a .md twin goes beside it)"),
     calibration_weeks: int = typer.Option(39),
     holdout_weeks: int = typer.Option(39),
-    n_models: int = typer.Option(3),
+    n_members: int = typer.Option(3, "--n-members", "--n-models", help="ensemble members"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2, help="torch threads"),
 ) -> None:
     """RNN vs BG/NBD: per-customer holdout MAE and the cumulative weekly purchase curve."""
     check_input(data)
     check_out(out)
-    _at_least_1(calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks, n_models=n_models)
+    _at_least_1(calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks, n_members=n_members)
     _threads(threads)
     with show_progress():
         res = run_customers(data, calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks,
-                            n_models=n_models, seed=seed)
+                            n_members=n_members, seed=seed)
     write_benchmark(out, res.dataset, res.rows, res.extra)
 
 
@@ -133,19 +133,19 @@ def bench_intent(
     data: Path = typer.Option(..., "--data", help="UCI online-shoppers CSV"),
     out: Path = typer.Option(..., "--out", help="JSON file to write (a .md twin goes beside it)"),
     folds: int = typer.Option(5),
-    n_models: int = typer.Option(5, help="MLP ensemble members per fold"),
+    n_members: int = typer.Option(5, "--n-members", "--n-models", help="MLP ensemble members per fold"),
     seed: int = typer.Option(0),
     threads: int = typer.Option(2, help="torch threads"),
 ) -> None:
     """Neural (MLP ensemble), LightGBM and logistic regression on the same stratified folds (AUC)."""
     check_input(data)
     check_out(out)
-    _at_least_1(n_models=n_models)
+    _at_least_1(n_members=n_members)
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")
     _threads(threads)
     with show_progress():
-        res = run_intent(data, folds=folds, n_models=n_models, seed=seed)
+        res = run_intent(data, folds=folds, n_members=n_members, seed=seed)
     write_benchmark(out, res.dataset, res.rows, res.extra)
 
 

@@ -40,8 +40,8 @@ def fit_cmd(
     out: Path = typer.Option(..., "--out", help="Model folder to write."),
     model: str = MODEL_OPT,
     epochs: int | None = typer.Option(None, "--epochs", help="GRU epochs (default: 10, the benchmark setting)."),
-    time_budget: float = typer.Option(None, "--time-budget", help="Stop training after this many seconds."),
-    hidden: int = typer.Option(None, "--hidden"),
+    max_seconds: float = typer.Option(None, "--max-seconds", "--time-budget", help="Stop training after this many seconds."),
+    hidden: int = typer.Option(None, "--dim", "--hidden", help="GRU size (= item embedding size)"),
     threads: int = THREADS_OPT,
     json_out: bool = JSON_OPTION,
 ):
@@ -53,7 +53,7 @@ def fit_cmd(
 
     torch.set_num_threads(threads)
     sessions = read_sessions(train)
-    params = _gru_params(epochs, time_budget, hidden) if model == "gru4rec" else {}
+    params = _gru_params(epochs, max_seconds, hidden) if model == "gru4rec" else {}
     t0 = time.perf_counter()
     m = session_model(model, **params).fit(sessions)
     info = {"model": model, "out": str(out), "sessions": len(sessions), "items": m.n_items_,
@@ -115,7 +115,7 @@ def bench_sessions(
     threads: int = THREADS_OPT,
     models: str = typer.Option("gru4rec,vsknn,markov,pop", "--models"),
     epochs: int | None = typer.Option(None, "--epochs", help="GRU epochs (default: 10, the benchmark setting)."),
-    time_budget: float = typer.Option(None, "--time-budget", help="GRU training seconds at most."),
+    max_seconds: float = typer.Option(None, "--max-seconds", "--time-budget", help="GRU training seconds at most."),
     intent: bool = typer.Option(True, "--intent/--no-intent", help="Add the simulator purchase-intent row."),
 ):
     """Next-click Recall@20/MRR@20 of each model on a Yoochoose-format split (+ intent AUC)."""
@@ -128,5 +128,5 @@ def bench_sessions(
 
     torch.set_num_threads(threads)
     with show_progress():
-        res = run_sessions(train, test, names, threads=threads, epochs=epochs, time_budget=time_budget, intent=intent)
+        res = run_sessions(train, test, names, threads=threads, epochs=epochs, max_seconds=max_seconds, intent=intent)
     write_benchmark(out, res.dataset, res.rows, res.extra)

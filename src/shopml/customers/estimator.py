@@ -126,33 +126,33 @@ class CustomerForecaster(Estimator):
     """RNN forecast of each customer's purchases in the next N weeks, with P(active).
 
     Args:
-        hidden: GRU width. max_count: weekly purchase days are capped here (class "max_count+").
+        dim: GRU width. max_count: weekly purchase days are capped here (class "max_count+").
         epochs: maximum epochs (early stopping on held-out customers' next-week NLL, patience 3).
-        lr, batch_size: AdamW settings. n_models: ensemble members (seeds and held-out customers
+        lr, batch_size: AdamW settings. n_members: ensemble members (seeds and held-out customers
         differ; the aggregate forecast of one member varies, their average much less).
         n_samples: sampled paths per customer when forecasting (split over the members).
-        val_fraction: customers held out for early stopping. seed: seeds everything.
+        valid_fraction: customers held out for early stopping. seed: seeds everything.
         max_seconds: wall-time budget of the whole fit, split evenly over the members.
 
     Learned: ``nets_``, ``customers_`` (ids, ordered by their data, not by id: see
-    ``_canonical_order``), ``h_`` ([members, N, hidden] state after the window),
+    ``_canonical_order``), ``h_`` ([members, N, dim] state after the window),
     ``last_x_``, ``tracker_``,
     ``bgnbd_`` (baseline on the same window), ``calibration_end_`` (day index), ``start_``.
 
     Example:
-        >>> CustomerForecaster(hidden=16).hidden
+        >>> CustomerForecaster(dim=16).dim
         16
     """
 
     kind = KIND
 
-    def __init__(self, *, hidden: int = 32, max_count: int = 4, epochs: int = 40, lr: float = 3e-3,
-                 batch_size: int = 512, n_models: int = 3, n_samples: int = 120, val_fraction: float = 0.1,
+    def __init__(self, *, dim: int = 32, max_count: int = 4, epochs: int = 40, lr: float = 3e-3,
+                 batch_size: int = 512, n_members: int = 3, n_samples: int = 120, valid_fraction: float = 0.1,
                  seed: int = 0, max_seconds: float | None = None):
         self.max_seconds = max_seconds  # wall-time budget for all members together
-        self.hidden, self.max_count, self.epochs, self.lr = hidden, max_count, epochs, lr
-        self.batch_size, self.n_models, self.n_samples = batch_size, n_models, n_samples
-        self.val_fraction, self.seed = val_fraction, seed
+        self.dim, self.max_count, self.epochs, self.lr = dim, max_count, epochs, lr
+        self.batch_size, self.n_members, self.n_samples = batch_size, n_members, n_samples
+        self.valid_fraction, self.seed = valid_fraction, seed
 
     # ------------------------------------------------------------------ fit
     def fit(self, transactions: pl.DataFrame, calibration_end: dt.date | None = None,
@@ -165,12 +165,12 @@ class CustomerForecaster(Estimator):
     def fit_arrays(self, ids, day, dollars, calibration_end: int, start: dt.date | None = None,
                    verbose: bool = False) -> "CustomerForecaster":
         """Fit on arrays: ids, day index (days since ``start``), dollars; window days [0, calibration_end]."""
-        if self.max_count < 1 or self.hidden < 1 or self.epochs < 0:
-            raise ConfigError("max_count and hidden must be >= 1, epochs >= 0")
+        if self.max_count < 1 or self.dim < 1 or self.epochs < 0:
+            raise ConfigError("max_count and dim must be >= 1, epochs >= 0")
         if calibration_end < 7:
             raise DataError("the calibration window must span at least one week")
-        if self.n_models < 1 or self.n_samples < self.n_models:
-            raise ConfigError("n_models must be >= 1 and n_samples >= n_models")
+        if self.n_members < 1 or self.n_samples < self.n_members:
+            raise ConfigError("n_members must be >= 1 and n_samples >= n_members")
         t0 = time.perf_counter()
         ids, day = np.asarray(ids), np.asarray(day)
         cust, counts, spend = weekly_panel(ids, day, np.asarray(dollars, float), calibration_end)
@@ -185,9 +185,9 @@ class CustomerForecaster(Estimator):
         y = c[:, 1:].clamp(max=self.max_count).long()
         mask = x[:, :-1, 1] > 0  # joined by week t: predict week t+1
         self.nets_, self.history_, hs = [], [], []
-        for k in range(self.n_models):
+        for k in range(self.n_members):
             torch.manual_seed(self.seed + k)
-            net = CustomerGRU(self.hidden, self.max_count + 1, N_FEATURES)
+            net = CustomerGRU(self.dim, self.max_count + 1, N_FEATURES)
             self.history_.append(_train(net, x[:, :-1], y, mask, self, self.seed + k, verbose))
             net.eval()
             with torch.no_grad():
@@ -217,7 +217,7 @@ class CustomerForecaster(Estimator):
         key = (horizon, k)
         if key not in self._cache:
             gen = torch.Generator().manual_seed(self.seed + 1)
-            per = [k // self.n_models + (m < k % self.n_models) for m in range(self.n_models)]
+            per = [k // self.n_members + (m < k % self.n_members) for m in range(self.n_members)]
             means, totals = [], []
             for lo in range(0, len(self.customers_), chunk):
                 sl = slice(lo, lo + chunk)
@@ -280,8 +280,8 @@ class CustomerForecaster(Estimator):
     def _from_artifact(self, md) -> None:
         t = {k: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()}
         self.nets_ = []
-        for m in range(self.n_models):
-            net = CustomerGRU(self.hidden, self.max_count + 1, N_FEATURES)
+        for m in range(self.n_members):
+            net = CustomerGRU(self.dim, self.max_count + 1, N_FEATURES)
             pre = f"net{m}."
             net.load_state_dict({k[len(pre):]: v for k, v in t.items() if k.startswith(pre)})
             self.nets_.append(net.eval())
@@ -427,7 +427,7 @@ def _train(net, x, y, mask, cfg: CustomerForecaster, seed: int, verbose: bool) -
     g = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     perm = torch.randperm(n, generator=g)
-    n_val = int(n * cfg.val_fraction) if n >= 20 else 0
+    n_val = int(n * cfg.valid_fraction) if n >= 20 else 0
     val, tr = (perm[:n_val], perm[n_val:]) if n_val else (perm, perm)
     ce = torch.nn.CrossEntropyLoss()
 
@@ -441,5 +441,5 @@ def _train(net, x, y, mask, cfg: CustomerForecaster, seed: int, verbose: bool) -
     res = train(net, loss_fn, IndexBatches(x[tr], y[tr], mask[tr]), validate=validate,
                 config=TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, patience=3,
                                    monitor="neg_nll", seed=seed, progress=True, threads=None, grad_clip=1.0,
-                                   max_seconds=None if cfg.max_seconds is None else cfg.max_seconds / cfg.n_models))
+                                   max_seconds=None if cfg.max_seconds is None else cfg.max_seconds / cfg.n_members))
     return [-r["neg_nll"] for r in res.history if "neg_nll" in r]

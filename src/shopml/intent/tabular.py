@@ -9,7 +9,7 @@ stratified folds. The UCI file is read by :func:`shopml.data.public.read_online_
 
 Example:
     >>> X, y = synthetic_intent(400, seed=0)
-    >>> clf = IntentClassifier(n_models=1, epochs=5).fit(X, y)
+    >>> clf = IntentClassifier(n_members=1, epochs=5).fit(X, y)
     >>> clf.predict_proba(X).shape
     (400,)
 """
@@ -82,26 +82,26 @@ def _inner_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.
 
 
 class IntentClassifier(Estimator):
-    """Ensemble of ``n_models`` MLPs (different seeds and inner splits) for P(purchase).
+    """Ensemble of ``n_members`` MLPs (different seeds and inner splits) for P(purchase).
 
-    Args: hidden, dropout, epochs, lr, weight_decay, batch_size, patience, n_models,
-    val_fraction (inner early-stopping split of the training rows), seed.
+    Args: hidden, dropout, epochs, lr, weight_decay, batch_size, patience, n_members,
+    valid_fraction (inner early-stopping split of the training rows), seed.
 
     Learned: ``encoder_``, ``nets_``.
 
     Example:
-        >>> IntentClassifier(n_models=3).n_models
+        >>> IntentClassifier(n_members=3).n_members
         3
     """
 
     kind = KIND
 
     def __init__(self, *, hidden: int = 64, dropout: float = 0.3, epochs: int = 60, lr: float = 2e-3,
-                 weight_decay: float = 1e-4, batch_size: int = 256, patience: int = 8, n_models: int = 5,
-                 val_fraction: float = 0.15, seed: int = 0):
+                 weight_decay: float = 1e-4, batch_size: int = 256, patience: int = 8, n_members: int = 5,
+                 valid_fraction: float = 0.15, seed: int = 0):
         self.hidden, self.dropout, self.epochs, self.lr = hidden, dropout, epochs, lr
         self.weight_decay, self.batch_size, self.patience = weight_decay, batch_size, patience
-        self.n_models, self.val_fraction, self.seed = n_models, val_fraction, seed
+        self.n_members, self.valid_fraction, self.seed = n_members, valid_fraction, seed
 
     def fit(self, X: pl.DataFrame, y) -> "IntentClassifier":
         """Fit on a features frame (the 17 UCI columns) and 0/1 labels. Returns self."""
@@ -113,8 +113,8 @@ class IntentClassifier(Estimator):
         yt = torch.from_numpy(y.astype(np.float32))
         loss = lambda m, b: nn.functional.binary_cross_entropy_with_logits(m(b[0]), b[1])  # noqa: E731
         self.nets_ = []
-        for k in range(self.n_models):
-            tr, va = _inner_split(y, self.val_fraction, self.seed + k)
+        for k in range(self.n_members):
+            tr, va = _inner_split(y, self.valid_fraction, self.seed + k)
             torch.manual_seed(self.seed + k)
             net = IntentMLP(Z.shape[1], self.hidden, self.dropout)
             zv, yv = Z[va], y[va]
@@ -144,7 +144,7 @@ class IntentClassifier(Estimator):
         self.encoder_.mean_, self.encoder_.std_ = md.tensors["enc.mean"], md.tensors["enc.std"]
         self.encoder_.vocab_ = md.meta["vocab"]
         self.nets_ = []
-        for i in range(self.n_models):
+        for i in range(self.n_members):
             net = IntentMLP(md.meta["n_in"], self.hidden, self.dropout)
             pre = f"m{i}."
             net.load_state_dict({k[len(pre):]: torch.from_numpy(np.array(v)) for k, v in md.tensors.items()

@@ -204,7 +204,7 @@ def _metrics(metrics: dict, periods: dict | None = None) -> str:
     for job, rows in metrics.items():
         if not isinstance(rows, list):
             rows = [rows] if isinstance(rows, dict) else []
-        key = next((k for k in ("ndcg@10", "recall@20", "auc", "mae", "regret") if any(k in r for r in rows)), None)
+        key = next((k for k in ("ndcg@10", "hr@20", "auc", "mae", "regret") if any(k in r for r in rows)), None)
         out.append(f"<h3>{_e(job)}</h3>{table(rows, highlight=key if key not in ('mae', 'regret') else None)}")
         if key:
             out.append(_img(plots.bars(rows, key, f"{job}: {key}"), f"{job} {key}"))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from shopml.data.sequences import IdMap, encode_lists
+from shopml.evaluation.protocols import metrics_from_ranks
 from shopml.evaluation.protocols import rank_targets as protocol_ranks
 from shopml.recommend.base import SequentialRecommender
 
@@ -31,7 +32,7 @@ __all__ = ["SessionRankerBase"]
 
 
 class SessionRankerBase(SequentialRecommender):
-    """The base's session defaults plus Recall/MRR@K evaluation on (prefix, target) cases."""
+    """The base's session defaults plus HR/NDCG/MRR@K evaluation on (prefix, target) cases."""
 
     serves_known_users = False
     exclude_seen_default = False
@@ -67,14 +68,10 @@ class SessionRankerBase(SequentialRecommender):
         return ranks
 
     def evaluate(self, prefixes: Sequence[Sequence], targets: Sequence, k: int = 20) -> dict:
-        """Recall@k and MRR@k over test cases, plus the seconds it took."""
+        """HR@k (the session papers' Recall@k: one target per case), NDCG@k and MRR@k over
+        test cases, plus the seconds it took."""
         t0 = time.perf_counter()
         ranks = self.rank_targets(prefixes, targets)
-        hit = ranks <= k
-        return {
-            f"recall@{k}": float(hit.mean()),
-            f"mrr@{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean()),
-            "n_cases": int(len(ranks)),
-            "eval_seconds": round(time.perf_counter() - t0, 2),
-        }
+        return {**metrics_from_ranks(ranks, ks=(k,)), "n_cases": int(len(ranks)),
+                "eval_seconds": round(time.perf_counter() - t0, 2)}
 

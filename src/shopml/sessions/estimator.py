@@ -9,7 +9,7 @@ more accurate setting, after the official README's example.
 
 Example:
     >>> sessions = [["a", "b", "c"], ["a", "b"], ["b", "c"]] * 20
-    >>> m = SessionRecommender(hidden=16, n_sample=2, epochs=3, batch_size=4).fit(sessions)
+    >>> m = SessionRecommender(dim=16, n_sample=2, epochs=3, batch_size=4).fit(sessions)
     >>> m.predict([["a"]], k=1)
     [['b']]
 """
@@ -41,7 +41,7 @@ KIND = "session-gru4rec"
 #: the official cross-entropy file (480 units, batch 48, 4 epochs in our time) .6967/.3083;
 #: 12 epochs .7095/.3146; 4096 negatives (9 epochs) .7074/.3137 in 358 s. The validation split
 #: of ``benchmarks/tune_sessions.py --model gru4rec`` compares this with the BPR-max setting.
-DEFAULTS_YOOCHOOSE = dict(hidden=224, batch_size=80, n_sample=2048, sample_alpha=0.4, logq=1.0, lr=0.05,
+DEFAULTS_YOOCHOOSE = dict(dim=224, batch_size=80, n_sample=2048, sample_alpha=0.4, logq=1.0, lr=0.05,
                           momentum=0.4, loss="cross-entropy", bpreg=0.0, elu_param=0.0, dropout_hidden=0.05,
                           dropout_embed=0.5, skip=False, epochs=10, average_from=5, average_every=None)  # fmt: skip
 
@@ -51,7 +51,7 @@ class SessionRecommender(SessionRankerBase):
     ids, then the next-item base's ``recommend``/``predict``/``evaluate``.
 
     Args:
-        hidden: GRU size (= item embedding size; the embedding is tied).
+        dim: GRU size (= item embedding size; the embedding is tied).
         batch_size: parallel sessions per step.
         n_sample: shared negatives per step (0 = full softmax over all items).
         sample_alpha: negatives are drawn with probability ~ popularity**sample_alpha.
@@ -61,7 +61,7 @@ class SessionRecommender(SessionRankerBase):
             score regularizer and the ELU final activation) apply to bpr-max only.
         dropout_hidden, dropout_embed: dropout rates.
         skip: add the last click's (linearly mapped) embedding to the output state.
-        epochs: passes over the data; ``time_budget`` (seconds) may stop earlier.
+        epochs: passes over the data; ``max_seconds`` (seconds) may stop earlier.
         average_from: if set, keep the mean of the weights at the end of epochs
             ``average_from``..``epochs`` (weight averaging) instead of the last weights;
             ``average_every`` adds a snapshot every that many steps after that.
@@ -77,7 +77,7 @@ class SessionRecommender(SessionRankerBase):
     def __init__(
         self,
         *,
-        hidden: int = 480,
+        dim: int = 480,
         batch_size: int = 48,
         n_sample: int = 2048,
         sample_alpha: float = 0.2,
@@ -93,24 +93,24 @@ class SessionRecommender(SessionRankerBase):
         epochs: int = 10,
         average_from: int | None = None,
         average_every: int | None = None,
-        time_budget: float | None = None,
+        max_seconds: float | None = None,
         patience: int = 5,
         checkpoint_dir: str | None = None,
         seed: int = 0,
         threads: int | None = None,
     ):
-        self.hidden, self.batch_size, self.n_sample = hidden, batch_size, n_sample
+        self.dim, self.batch_size, self.n_sample = dim, batch_size, n_sample
         self.sample_alpha, self.logq, self.lr, self.momentum = sample_alpha, logq, lr, momentum
         self.loss, self.bpreg, self.elu_param = loss, bpreg, elu_param
         self.dropout_hidden, self.dropout_embed, self.skip = dropout_hidden, dropout_embed, skip
-        self.epochs, self.average_from, self.average_every, self.time_budget = epochs, average_from, average_every, time_budget
+        self.epochs, self.average_from, self.average_every, self.max_seconds = epochs, average_from, average_every, max_seconds
         self.patience, self.checkpoint_dir, self.seed, self.threads = patience, checkpoint_dir, seed, threads
 
     kind = KIND
 
     def _check_params(self) -> None:
-        if self.hidden < 1 or self.batch_size < 1 or self.epochs < 1 or self.n_sample < 0:
-            raise ConfigError("hidden, batch_size and epochs must be >= 1 and n_sample >= 0")
+        if self.dim < 1 or self.batch_size < 1 or self.epochs < 1 or self.n_sample < 0:
+            raise ConfigError("dim, batch_size and epochs must be >= 1 and n_sample >= 0")
         if not 0 <= self.dropout_hidden < 1 or not 0 <= self.dropout_embed < 1:
             raise ConfigError("dropout rates must be in [0, 1)")
         if self.lr <= 0:
@@ -135,14 +135,14 @@ class SessionRecommender(SessionRankerBase):
         with torch_threads(self.threads):  # restores the caller's thread count afterwards
             torch.manual_seed(self.seed)
             # validation scores through predict's own path, so the estimator is usable from now on
-            self.net_ = GRU4RecNet(self.n_items_, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
+            self.net_ = GRU4RecNet(self.n_items_, self.dim, self.dropout_hidden, self.dropout_embed, self.skip)
             t0 = time.perf_counter()
             result = train_gru4rec(
                 self.net_, indptr, items, self.pop_,
                 epochs=self.epochs, batch_size=self.batch_size, n_sample=self.n_sample,
                 sample_alpha=self.sample_alpha, logq=self.logq, lr=self.lr, momentum=self.momentum,
                 loss=self.loss, bpreg=self.bpreg, elu_param=self.elu_param, seed=self.seed,
-                time_budget=self.time_budget, average_from=self.average_from, average_every=self.average_every,
+                max_seconds=self.max_seconds, average_from=self.average_from, average_every=self.average_every,
                 validate=validate, patience=self.patience, checkpoint_dir=self.checkpoint_dir,
             )  # fmt: skip
         self.history_, self.train_seconds_ = result.history, time.perf_counter() - t0
@@ -167,7 +167,7 @@ class SessionRecommender(SessionRankerBase):
     def _restore(self, params: dict, tensors: dict) -> None:
         self.history_ = history_rows(self.fit_info_.get("history"))
         self.train_seconds_ = self.fit_info_.get("train_seconds", 0.0)
-        net = GRU4RecNet(self.n_items_, self.hidden, self.dropout_hidden, self.dropout_embed, self.skip)
+        net = GRU4RecNet(self.n_items_, self.dim, self.dropout_hidden, self.dropout_embed, self.skip)
         state = net.state_dict()
         net.load_state_dict({k: torch.from_numpy(np.array(tensors[k])) for k in state})
         self.net_ = net.eval()

@@ -49,8 +49,8 @@ def _models(ctx: JobContext, budget: float | None) -> dict:
     from shopml.sessions.estimator import SessionRecommender
 
     cfg = ctx.cfg
-    gru = SessionRecommender(hidden=cfg.session_hidden, epochs=cfg.session_epochs, n_sample=cfg.session_sample,
-                             seed=cfg.seed, time_budget=budget, threads=cfg.threads)
+    gru = SessionRecommender(dim=cfg.session_hidden, epochs=cfg.session_epochs, n_sample=cfg.session_sample,
+                             seed=cfg.seed, max_seconds=budget, threads=cfg.threads)
     return {"gru4rec": gru, "pop": knn.PopularityRecommender(), "markov": knn.MarkovRecommender(),
             "vsknn": knn.VSKNNRecommender()}
 
@@ -73,9 +73,9 @@ def _round(table: pl.DataFrame, ctx: JobContext, cut, until, budget, log):
             model.fit(train)
         fit_s = time.perf_counter() - t0
         res = model.evaluate(prefixes, targets, k=K)
-        rows.append({"model": name, f"recall@{K}": res[f"recall@{K}"], f"mrr@{K}": res[f"mrr@{K}"],
+        rows.append({"model": name, f"hr@{K}": res[f"hr@{K}"], f"mrr@{K}": res[f"mrr@{K}"],
                      "n_cases": res["n_cases"], "train_seconds": round(fit_s, 2)})
-        log(f"[sessions] {name}: recall@20={res['recall@20']:.4f} mrr@20={res['mrr@20']:.4f}")
+        log(f"[sessions] {name}: hr@20={res['hr@20']:.4f} mrr@20={res['mrr@20']:.4f}")
     return models, rows, prefixes
 
 

@@ -200,7 +200,7 @@ def train_gru4rec(
     bpreg: float = 1.0,
     elu_param: float = 0.5,
     seed: int = 0,
-    time_budget: float | None = None,
+    max_seconds: float | None = None,
     average_from: int | None = None,
     average_every: int | None = None,
     validate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
@@ -217,7 +217,7 @@ def train_gru4rec(
     ``"cross-entropy"`` (softmax; ``logq`` corrects its sampling bias) or ``"bpr-max"``
     (:func:`bpr_max_loss` with ``bpreg`` and ``elu_param``; ``logq`` is not used). With
     ``n_sample == 0`` the candidates are every item instead of the batch's targets plus
-    shared negatives. ``time_budget`` (seconds) stops training early, at a step boundary.
+    shared negatives. ``max_seconds`` (seconds) stops training early, at a step boundary.
     With ``average_from=k`` the returned weights are the mean of the weights at the end of
     epochs k, k+1, ... (Polyak / stochastic weight averaging: the single-epoch weights peak
     early on small data and then wander; their average sits nearer the centre of the basin).
@@ -229,9 +229,11 @@ def train_gru4rec(
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    # fewer sessions with a next click than slots: the slots could never all be filled
+    batch_size = max(1, min(batch_size, int((np.diff(indptr) >= 2).sum())))
     step_loss = _StepLoss(net, counts, batch_size, n_sample, sample_alpha, logq, loss, bpreg, elu_param, seed)
     hooks = _GRU4RecHooks(step_loss, average_from, average_every)
-    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, max_seconds=time_budget,
+    cfg = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, max_seconds=max_seconds,
                       patience=patience, monitor=monitor, checkpoint_dir=checkpoint_dir, progress=progress,
                       grad_clip=None, threads=None, reseed_each_epoch=False, budget_per_step=True)  # fmt: skip
     result = train(net, step_loss, SessionSteps(indptr, items), validate=validate, config=cfg,
