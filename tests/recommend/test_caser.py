@@ -1,19 +1,16 @@
-"""Caser: contract suite and planted successor."""
+"""Caser (contract: tests/test_contract.py): planted successor."""
 
 from __future__ import annotations
 
 from shopml.evaluation.protocols import evaluate_model
 from shopml.recommend.baselines import MostPopular
 from shopml.recommend.models import CaserRecommender
-from shopml.testing import check_recommender, planted_split
+from shopml.testing import planted_split
 
 
 def small(**kw):
     return CaserRecommender(dim=16, L=4, n_h=4, epochs=2, batch_size=64, progress=False, **kw)
 
-
-def test_contract(tmp_path):
-    check_recommender(small, tmp_path)
 
 
 def test_learns_planted_successor_well_above_popularity():

@@ -1,19 +1,16 @@
-"""SASRec: contract suite, planted successor, sampled-softmax switch, resume via checkpoints."""
+"""SASRec (contract: tests/test_contract.py): planted successor, sampled-softmax switch, resume via checkpoints."""
 
 from __future__ import annotations
 
 from shopml.evaluation.protocols import evaluate_model
 from shopml.recommend.baselines import MostPopular
 from shopml.recommend.models import SASRecRecommender
-from shopml.testing import check_recommender, planted_split
+from shopml.testing import planted_split
 
 
 def small(**kw):
     return SASRecRecommender(dim=16, max_len=10, epochs=2, batch_size=32, progress=False, **kw)
 
-
-def test_contract(tmp_path):
-    check_recommender(small, tmp_path)
 
 
 def test_learns_planted_successor_well_above_popularity():

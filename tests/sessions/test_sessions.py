@@ -9,7 +9,7 @@ import torch
 from shopml.sessions.data import NegativeSampler, SessionBatch, session_parallel_batches
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import IndexedAdagrad, bpr_max_loss, carry_hidden, sampled_logq_loss
-from shopml.sessions.estimator import SessionRecommender, load_session_model
+from shopml.sessions.estimator import SessionRecommender
 from shopml.errors import ConfigError, NotFittedError
 
 
@@ -221,15 +221,6 @@ def test_fallback_empty_and_unknown_sessions(fitted):
 def test_unknown_target_is_a_miss(fitted):
     m, _ = fitted
     assert m.rank_targets([["i1"]], ["unseen"]).tolist() == [np.inf]
-
-
-def test_save_load_round_trip(fitted, tmp_path):
-    m, _ = fitted
-    m.save(tmp_path / "gru")
-    again = load_session_model(tmp_path / "gru")
-    s = [["i1", "i2"], ["i5"]]
-    assert again.recommend(s, k=5) == m.recommend(s, k=5)
-    assert again.get_params() == m.get_params()
 
 
 def test_not_fitted_and_bad_params():

@@ -3,8 +3,6 @@ session clicks next), :mod:`shopml.intent` (whether it buys) and :mod:`shopml.cu
 much a customer will buy in the coming weeks). The names below are kept here for code that
 imported them from ``shopml.behaviour``.
 
-Names load lazily, so importing one model does not import torch code of the others.
-
 Example:
     >>> from shopml.behaviour import BGNBD
     >>> BGNBD.__name__
@@ -13,9 +11,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+from shopml._lazy import lazy_names
 
-_NAMES = {
+__getattr__, __all__ = lazy_names(__name__, {
     "SessionRecommender": "sessions.estimator",
     "load_session_model": "sessions.estimator",
     "PopularityRecommender": "sessions.baselines",
@@ -27,12 +25,4 @@ _NAMES = {
     "BGNBD": "customers.bgnbd",
     "IntentClassifier": "intent.tabular",
     "cross_validate_intent": "intent.tabular",
-}
-
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name: str):
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"shopml.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'shopml.behaviour' has no attribute {name!r}")
+})

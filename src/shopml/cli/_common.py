@@ -134,3 +134,10 @@ def show_progress(name: str = "shopml.benchmarks"):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def set_threads(n: int) -> None:
+    """The CLI process's torch thread count (the library never sets it for the process)."""
+    import torch
+
+    torch.set_num_threads(max(1, n))

@@ -25,6 +25,7 @@ from shopml.cli._common import (
     check_out,
     console,
     print_json,
+    set_threads,
     show_progress,
     write_benchmark,
 )
@@ -34,12 +35,6 @@ customers_app = typer.Typer(no_args_is_help=True, help="Customer purchase foreca
 app.add_typer(customers_app, name="customers")
 
 FORMAT_HELP = "cdnow (whitespace: id [sample_id] yyyymmdd cds dollars) or events (canonical event file)"
-
-
-def _threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, n))
 
 
 @customers_app.command("fit")
@@ -57,7 +52,7 @@ def fit_cmd(
     """Fit the customer RNN (and BG/NBD beside it) and save it to a model folder."""
     from shopml.customers.estimator import CustomerForecaster
 
-    _threads(threads)
+    set_threads(threads)
     ids, day, usd, start = _load(data, fmt)
     end = int(day.max()) if calibration_weeks <= 0 else 7 * calibration_weeks - 1
     m = CustomerForecaster(epochs=epochs, n_members=n_members, seed=seed).fit_arrays(ids, day, usd, end, start=start)
@@ -89,7 +84,7 @@ def forecast_cmd(
     from shopml.customers.estimator import CustomerForecaster
     from shopml.privacy import pseudonymize
 
-    _threads(threads)
+    set_threads(threads)
     m = CustomerForecaster.load(model)
     if customer:
         df = m.forecast(weeks, customers=pseudonymize(customer)).with_columns(pl.Series("customer", customer))
@@ -121,7 +116,7 @@ def bench_customers(
     check_input(data)
     check_out(out)
     _at_least_1(calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks, n_members=n_members)
-    _threads(threads)
+    set_threads(threads)
     with show_progress():
         res = run_customers(data, calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks,
                             n_members=n_members, seed=seed)
@@ -143,7 +138,7 @@ def bench_intent(
     _at_least_1(n_members=n_members)
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")
-    _threads(threads)
+    set_threads(threads)
     with show_progress():
         res = run_intent(data, folds=folds, n_members=n_members, seed=seed)
     write_benchmark(out, res.dataset, res.rows, res.extra)

@@ -21,6 +21,7 @@ from shopml.cli._common import (
     check_out,
     console,
     print_json,
+    set_threads,
     show_progress,
     write_benchmark,
 )
@@ -35,12 +36,6 @@ app.add_typer(price_app, name="price")
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def _threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(n)
 
 
 @price_app.command("elasticity")
@@ -85,7 +80,7 @@ def fit_cmd(
     """Train the monotone neural demand ensemble and save it (JSON + safetensors)."""
     from shopml.pricing.demand import NeuralDemand
 
-    _threads(threads)
+    set_threads(threads)
     df = read_table(data)
     t0 = time.perf_counter()
     m = NeuralDemand(y=y, price=price, categorical=_split(categorical), numeric=_split(numeric), item=item,
@@ -156,7 +151,7 @@ def backtest_cmd(
     """Elasticity error and regret of naive, DML, IV and neural on the confounded simulator."""
     from shopml.pricing.backtest import run_backtest
 
-    _threads(threads)
+    set_threads(threads)
     res = run_backtest(items, stores, weeks, seed, threads=threads)
     if json_out:
         return print_json(res)
@@ -199,7 +194,7 @@ def bench_pricing(
     check_input(data)
     check_input(demo)
     check_out(out)
-    _threads(threads)
+    set_threads(threads)
     with show_progress():
         res = run_pricing(data, demo, folds=folds, epochs=epochs, members=members, cost_fraction=cost_fraction,
                           threads=threads, seed=seed)
@@ -217,7 +212,7 @@ def bench_pricing_sim(
 ):
     """Backtest on the confounded simulator: elasticity_error, regret, violations per method."""
     check_out(out)
-    _threads(threads)
+    set_threads(threads)
     with show_progress():
         res = run_pricing_sim(items, stores, weeks, seed, threads=threads)
     write_benchmark(out, res.dataset, res.rows, res.extra)
