@@ -64,3 +64,15 @@ def test_benchmark_rows(beauty_like, tmp_path, capsys):
                 "eval_seconds", "peak_rss_mb"):
         assert key in rows[0]
     assert out.with_suffix(".md").exists()
+
+
+def test_predict_applies_the_shops_rules(beauty_like, tmp_path, capsys):
+    model = tmp_path / "m"
+    main(["recommend", "fit", "--data", str(beauty_like), "--model", "markov", "--out", str(model)])
+    capsys.readouterr()
+    main(["recommend", "predict", "--model", str(model), "--items", "3,4", "--k", "3", "--exclude", "5",
+          "--pin", "17", "--boost", "12=100", "--json"])
+    got = [r["item_id"] for r in json.loads(capsys.readouterr().out)["recommendations"]]
+    assert got[:2] == ["17", "12"] and "5" not in got and len(got) == 3
+    code, out = _run(capsys, "recommend", "predict", "--model", str(model), "--items", "3", "--boost", "12")
+    assert code == 2 and "ITEM=NUMBER" in out.err and len(out.err.strip().splitlines()) == 1

@@ -35,8 +35,10 @@ def tiny_run(tmp_path_factory):
     key = bytes.fromhex(KEY_HEX)
     hist = _histories()
     seqs = sequences_from_lists(hist, user_ids=pseudonymize(RAW_USERS, key=key))
-    sasrec = SASRecRecommender(dim=16, max_len=10, epochs=2, progress=False, threads=2).fit(seqs)
-    pop = MostPopular().fit(seqs)
+    side = {"item_categories": {f"item{i}": f"c{i % 3}" for i in range(30)},
+            "item_prices": {f"item{i}": float(i % 7) + 1.0 for i in range(30)}}
+    sasrec = SASRecRecommender(dim=16, max_len=10, epochs=2, progress=False, threads=2).fit(seqs, **side)
+    pop = MostPopular().fit(seqs, **side)
     sessions = SessionRecommender(dim=8, epochs=1, n_sample=4, batch_size=4).fit(hist)
     path = tmp_path_factory.mktemp("service") / "run"
     save_run(path, components={"recommend": sasrec, "recommend_pop": pop, "sessions": sessions,

@@ -107,17 +107,27 @@ def predict_cmd(
     candidates: Optional[str] = typer.Option(None, "--candidates", help="comma-separated allowed item ids"),
     category: Optional[str] = typer.Option(None, "--category"),
     explain: bool = typer.Option(False, "--explain", help="attach occlusion explanations"),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="never recommend this item (repeatable)"),
+    price_min: Optional[float] = typer.Option(None, "--price-min", help="only items priced at least this"),
+    price_max: Optional[float] = typer.Option(None, "--price-max", help="only items priced at most this"),
+    max_per_category: Optional[int] = typer.Option(None, "--max-per-category", help="diversity cap per category"),
+    pin: Optional[list[str]] = typer.Option(None, "--pin", help="show this item first when eligible (repeatable)"),
+    boost: Optional[list[str]] = typer.Option(None, "--boost", help="ITEM=DELTA added to its score (repeatable)"),
     json_out: bool = JSON_OPTION,
 ):
-    """Top-k items for a known user or a history given now, optionally explained."""
+    """Top-k items for a known user or a history given now, optionally explained, under the
+    shop's rules (exclusions, price range, per-category cap, pinned and boosted items)."""
     from shopml.artifacts import read_model_dir
+    from shopml.recommend.rules import Rules
 
     if (user is None) == (items is None):
         raise ConfigError("give exactly one of --user or --items")
+    rules = Rules.from_options(exclude=exclude, price_min=price_min, price_max=price_max,
+                               max_per_category=max_per_category, pinned=pin, boost=boost)
     m = model_class(read_model_dir(model_dir).kind).load(model_dir)
     hist = user if user is not None else [i for i in items.split(",") if i]
     cands = None if candidates is None else [c for c in candidates.split(",") if c]
-    recs = m.recommend([hist], k=k, candidates=cands, category=category, explain=explain)[0]
+    recs = m.recommend([hist], k=k, candidates=cands, category=category, explain=explain, rules=rules)[0]
     if json_out:
         print_json({"recommendations": recs})
         return

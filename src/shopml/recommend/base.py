@@ -27,6 +27,7 @@ import torch
 from shopml.data.sequences import Sequences, pad_left, sequences_from_lists
 from shopml.errors import ConfigError, DataError
 from shopml.estimator import Estimator
+from shopml.recommend.rules import Rules
 
 __all__ = ["SequentialRecommender", "padded_rows", "append_targets", "sequences_from_lists"]
 
@@ -75,12 +76,14 @@ class SequentialRecommender(Estimator):
     popularity_fallback = False
 
     # ------------------------------------------------------------------ fit
-    def fit(self, sequences, valid_targets: np.ndarray | None = None, *, item_categories: dict | None = None):
+    def fit(self, sequences, valid_targets: np.ndarray | None = None, *, item_categories: dict | None = None,
+            item_prices: dict | None = None):
         """Learn from chronological histories: a :class:`~shopml.data.sequences.Sequences`, or
         lists of raw item ids (sessions; indexed by :func:`sequences_from_lists`). With
         ``valid_targets`` (one item index per row, 0 = none) neural models early-stop on
         validation NDCG@10. ``item_categories`` (raw item id -> category) enables the
-        ``category`` filter. Returns self."""
+        ``category`` filter and ``item_prices`` (raw item id -> price) the price rule of
+        :class:`~shopml.recommend.rules.Rules`. Returns self."""
         self._check_params()
         if not isinstance(sequences, Sequences):
             sequences = sequences_from_lists(list(sequences))
@@ -96,6 +99,8 @@ class SequentialRecommender(Estimator):
         self.pop_[0] = 0.0
         cats = item_categories or {}
         self.item_categories_ = [str(cats.get(i, "")) for i in self.item_ids_]
+        prices = item_prices or {}
+        self.item_prices_ = np.array([np.nan] + [float(prices.get(i, np.nan)) for i in self.item_ids_])
         self._keep_histories(sequences)
         self.fit_info_ = self._fit_indices(indptr, items, None if valid_targets is None else np.asarray(valid_targets))
         return self
@@ -191,12 +196,15 @@ class SequentialRecommender(Estimator):
         return allowed
 
     def recommend(self, histories, k: int = 10, exclude_seen: bool | None = None, candidates=None, *,
-                  category: str | None = None, explain: bool = False) -> list[list[dict]]:
+                  category: str | None = None, explain: bool = False, rules: Rules | None = None) -> list[list[dict]]:
         """Top-``k`` items for each history: a known (pseudonymized) user id, or a list of raw item
         ids given at request time. Returns per history a list of ``{"item_id", "score"}`` dicts,
         plus ``"because"`` (history items whose removal lowers the score most) when ``explain``,
         and ``"fallback": "popularity"`` when the history had no known item (session models).
-        ``exclude_seen`` None takes the model's default (``exclude_seen_default``).
+        ``exclude_seen`` None takes the model's default (``exclude_seen_default``). ``rules``
+        (:class:`~shopml.recommend.rules.Rules`: exclusions, price range, per-category cap,
+        pinned and boosted items) apply after scoring and before the top-k; pinned items carry
+        ``"pinned": True``.
 
         Example:
             >>> from shopml.recommend.baselines import Markov
@@ -211,22 +219,33 @@ class SequentialRecommender(Estimator):
         hist, users, rows = self._resolve(histories)
         scores = self.score_batch(hist, users)
         fallback = ~(hist > 0).any(dim=1) if self.popularity_fallback else torch.zeros(len(rows), dtype=torch.bool)
+        if rules is not None:
+            rules.boosted(scores, self._item_index)
         allowed = self._filter_mask(candidates, category)
         if allowed is not None:
             scores[:, ~allowed] = float("-inf")
         if exclude_seen:
             scores.scatter_(1, hist, float("-inf"))
         k = min(k, self.n_items_)
-        top_s, top_i = scores.topk(k, dim=1)
+        top_i = self._top(scores, k, rules)
+        pinned = {self._item_index[str(i)] for i in rules.pinned if str(i) in self._item_index} if rules else set()
         out = []
         for b in range(len(rows)):
-            keep = torch.isfinite(top_s[b])
+            idx = top_i[b][torch.isfinite(scores[b, top_i[b]])]
             extra = {"fallback": "popularity"} if fallback[b] else {}
-            out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(s), **extra}
-                        for i, s in zip(top_i[b][keep], top_s[b][keep])])
+            out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(scores[b, i]), **extra,
+                         **({"pinned": True} if int(i) in pinned else {})} for i in idx])
         if explain:
             self._explain(out, rows, users, top_i)
         return out
+
+    def _top(self, scores: torch.Tensor, k: int, rules: Rules | None) -> list[torch.Tensor]:
+        """Per row the indices of the slate, best first."""
+        if rules is None:
+            return list(scores.topk(k, dim=1).indices)
+        ok = rules.eligible(self._item_index, torch.from_numpy(self.item_prices_), self.n_items_)
+        cats = [""] + self.item_categories_
+        return [torch.tensor(rules.select(row, ok, k, cats, self._item_index), dtype=torch.long) for row in scores]
 
     def predict(self, histories, k: int = 10, **options) -> list[list[str]]:
         """Top-``k`` item ids per history (see :meth:`recommend`)."""
@@ -257,7 +276,8 @@ class SequentialRecommender(Estimator):
     # ------------------------------------------------------------------ persistence
     def _artifact(self) -> tuple[dict, dict, dict]:
         params, tensors = self._state()
-        tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_, "pop": self.pop_}
+        tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_, "pop": self.pop_,
+                   "item_prices": self.item_prices_}
         meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_,
                 "item_categories": self.item_categories_, "fit_info": getattr(self, "fit_info_", {})}
         return params, tensors, meta
@@ -267,6 +287,7 @@ class SequentialRecommender(Estimator):
         self.item_categories_ = md.meta.get("item_categories", [""] * len(self.item_ids_))
         self.fit_info_ = md.meta.get("fit_info", {})
         self.n_items_ = len(self.item_ids_)
+        self.item_prices_ = np.asarray(md.tensors.get("item_prices", np.full(self.n_items_ + 1, np.nan)))
         self.hist_indptr_, self.hist_items_ = md.tensors["hist_indptr"], md.tensors["hist_items"]
         if "pop" in md.tensors:
             self.pop_ = md.tensors["pop"]

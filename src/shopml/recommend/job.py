@@ -34,6 +34,28 @@ def user_events(events: pl.DataFrame) -> pl.DataFrame:
     return events.filter(keep)
 
 
+def item_side(events: pl.DataFrame) -> dict:
+    """``item_categories`` and ``item_prices`` (each item's latest positive price) from the
+    log's own columns, for the request-time rules (category caps, price range).
+
+    Example:
+        >>> import datetime as dt
+        >>> t = [dt.datetime(2024, 1, d) for d in (1, 2, 3)]
+        >>> ev = pl.DataFrame({"item_id": ["a", "a", "b"], "timestamp": t, "price": [2.0, 3.0, None]})
+        >>> item_side(ev)
+        {'item_categories': {}, 'item_prices': {'a': 3.0}}
+    """
+    out = {"item_categories": {}, "item_prices": {}}
+    if "category" in events.columns:
+        cats = events.filter(pl.col("category").is_not_null()).group_by("item_id").agg(pl.col("category").last())
+        out["item_categories"] = dict(zip(cats["item_id"].cast(pl.Utf8).to_list(), cats["category"].cast(pl.Utf8).to_list()))
+    if "price" in events.columns:
+        p = (events.filter(pl.col("price") > 0).sort("timestamp").group_by("item_id")
+             .agg(pl.col("price").last()).sort("item_id"))
+        out["item_prices"] = dict(zip(p["item_id"].cast(pl.Utf8).to_list(), p["price"].cast(pl.Float64).to_list()))
+    return out
+
+
 def _candidates(ctx: JobContext, n_items: int, epochs: int | None, budget: float | None) -> dict:
     from shopml.recommend.baselines import ItemKNN, Markov, MostPopular, Repurchase
     from shopml.recommend.models import SASRecRecommender
@@ -79,20 +101,20 @@ def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, bu
     n_users = int((np.diff(t_indptr) > 0).sum())
     if n_users < 10:
         raise Skip(f"only {n_users} users are active both before and after {cut.date()} (need 10)")
-    models, rows = _candidates(ctx, seqs.n_items, epochs, budget), []
+    models, rows, side = _candidates(ctx, seqs.n_items, epochs, budget), [], item_side(ev)
     recent = seqs.timestamps >= np.datetime64((cut - (cut - ctx.periods.start) * 0.1).replace(tzinfo=None), "us")
     for name, model in models.items():
         t0 = time.perf_counter()
         with progress.stage(job="recommend", model=name, budget_s=budget if name == "sasrec" else None):
             if name == "sasrec" and epochs is None:
                 train, last = _hold_last(seqs)
-                model.fit(train, last)
+                model.fit(train, last, **side)
                 model.set_histories(seqs)
             elif name == "recent-pop":
-                model.fit(seqs.select_events(recent) if recent.any() else seqs)
+                model.fit(seqs.select_events(recent) if recent.any() else seqs, **side)
                 model.set_histories(seqs)
             else:
-                model.fit(seqs)
+                model.fit(seqs, **side)
         fit_s = time.perf_counter() - t0
         res = evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_indptr, t_items, k=K,
                                n_items=model.n_items_)

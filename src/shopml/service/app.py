@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
 
 from shopml.errors import ArtifactError, ConfigError, DataError, InfeasibleError, ShopMLError
+from shopml.recommend.rules import Rules
 from shopml.service import schemas as S
 from shopml.service.auth import HEADER, ApiKeys
 from shopml.service.engine import Engine, Unavailable, UnknownId
@@ -249,19 +250,31 @@ def _add_recommend(app: FastAPI) -> None:
                                   description="The shop's raw user id; hashed with the run's key on arrival."),
         k: int = Query(10, ge=1, le=S.MAX_K),
         explain: bool = False,
+        exclude: list[S.Id] | None = Query(None, max_length=1000, description="Never return this item (repeatable)."),
+        price_min: float | None = Query(None, ge=0, le=1e9),
+        price_max: float | None = Query(None, ge=0, le=1e9),
+        max_per_category: int | None = Query(None, ge=1, le=S.MAX_K),
+        pin: list[S.Id] | None = Query(None, max_length=S.MAX_K, description="Show first when eligible (repeatable)."),
+        boost: list[S.BoostArg] | None = Query(None, max_length=1000, description="ITEM=DELTA added to its score."),
         engine: Engine = rec,
     ):
-        """Top-k items for a known user (popular items, flagged, for an unknown one)."""
-        if explain:
-            return engine.recommend_user(user_id, k=k, explain=True)
+        """Top-k items for a known user (popular items, flagged, for an unknown one), under the
+        shop's rules when any is given."""
+        rules = Rules.from_options(exclude=exclude, price_min=price_min, price_max=price_max,
+                                   max_per_category=max_per_category, pinned=pin, boost=boost)
+        if explain or rules is not None:  # the coalescer batches plain requests only
+            return engine.recommend_user(user_id, k=k, explain=explain, rules=rules)
         return await request.app.state.coalescer.recommend(engine, user_id, k)
 
     @app.post("/v1/recommendations", response_model=S.Recommendations, responses=_ERRORS)
     async def history_recommendations(body: S.HistoryRequest, engine: Engine = rec):
         """Top-k items for a history given in the request (new or anonymous users)."""
-        return engine.recommend_history(
-            body.items, k=body.k, exclude_seen=body.exclude_seen, explain=body.explain, candidates=body.candidates
-        )
+        r = body.rules
+        rules = None if r is None else Rules.from_options(
+            exclude=r.exclude, price_min=r.price_min, price_max=r.price_max, max_per_category=r.max_per_category,
+            pinned=r.pinned, boost=r.boost)
+        return engine.recommend_history(body.items, k=body.k, exclude_seen=body.exclude_seen, explain=body.explain,
+                                        candidates=body.candidates, rules=rules)
 
 
 def _add_sessions(app: FastAPI) -> None:

@@ -72,14 +72,14 @@ class Engine:
         """The user's pseudonym under the run's key (raw ids never go further than this)."""
         return pseudonymize_one(raw_user_id, self._key)
 
-    def recommend_user(self, raw_user_id: str, *, k: int = 10, explain: bool = False) -> dict:
+    def recommend_user(self, raw_user_id: str, *, k: int = 10, explain: bool = False, rules=None) -> dict:
         """Top-k for a shop user id; an unknown user gets popular items, flagged."""
         model = self._component("recommend", "recommendation")
         user = self.pseudonym(raw_user_id)
         if user in getattr(model, "_user_index", {}):
-            recs = model.recommend([user], k=k, explain=explain)[0]
+            recs = model.recommend([user], k=k, explain=explain, rules=rules)[0]
             return self._recs(model, recs)
-        out = self._popular(k)
+        out = self._popular(k, rules=rules)
         out["fallback"] = "popularity"
         return out
 
@@ -100,32 +100,34 @@ class Engine:
         return out
 
     def recommend_history(self, items: list[str], *, k: int = 10, exclude_seen: bool = True, explain: bool = False,
-                          candidates: list[str] | None = None) -> dict:
+                          candidates: list[str] | None = None, rules=None) -> dict:
         """Top-k after a history given at request time (unknown items are skipped, listed)."""
         model = self._component("recommend", "recommendation")
         known = getattr(model, "_item_index", {})
         unknown = [i for i in items if i not in known]
         if len(unknown) == len(items):
-            out = self._popular(k, candidates=candidates, exclude=items if exclude_seen else ())
+            out = self._popular(k, candidates=candidates, exclude=items if exclude_seen else (), rules=rules)
             out.update(fallback="popularity", unknown_items=unknown)
             return out
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown items are reported in the answer instead
-            recs = model.recommend([items], k=k, exclude_seen=exclude_seen, candidates=candidates, explain=explain)[0]
+            recs = model.recommend([items], k=k, exclude_seen=exclude_seen, candidates=candidates, explain=explain,
+                                   rules=rules)[0]
         out = self._recs(model, recs)
         out["unknown_items"] = unknown
         return out
 
     def _recs(self, model, recs: list[dict]) -> dict:
-        items = [{"item_id": r["item_id"], "score": float(r["score"]), "because": _reasons(r)} for r in recs]
+        items = [{"item_id": r["item_id"], "score": float(r["score"]), "because": _reasons(r),
+                  "pinned": bool(r.get("pinned"))} for r in recs]
         return {"model": getattr(model, "kind", type(model).__name__), "items": items, "fallback": None,
                 "unknown_items": []}
 
-    def _popular(self, k: int, candidates=None, exclude=()) -> dict:
+    def _popular(self, k: int, candidates=None, exclude=(), rules=None) -> dict:
         pop = self.run.components.get("recommend_pop") or self.run.components["recommend"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            recs = pop.recommend([list(exclude)], k=k, exclude_seen=bool(exclude), candidates=candidates)[0]
+            recs = pop.recommend([list(exclude)], k=k, exclude_seen=bool(exclude), candidates=candidates, rules=rules)[0]
         return self._recs(pop, recs)
 
     # ------------------------------------------------------------------ sessions

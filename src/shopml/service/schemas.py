@@ -9,9 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 __all__ = [
     "Id",
+    "BoostArg",
     "HistoryRequest",
     "Recommendation",
     "Recommendations",
+    "RulesIn",
     "SessionEvent",
     "SessionRequest",
     "SessionPrediction",
@@ -28,6 +30,8 @@ MAX_ID = 128
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: ``ITEM=DELTA`` of a boost rule in a query string
+BoostArg = Annotated[str, StringConstraints(max_length=MAX_ID + 20, pattern=r"^[^=]+=[-+]?[0-9]{1,7}(\.[0-9]{1,6})?$")]
 
 
 class _Strict(BaseModel):
@@ -43,6 +47,19 @@ class Recommendation(BaseModel):
     item_id: str
     score: float
     because: list[Reason] = Field(default_factory=list)
+    pinned: bool = Field(False, description="Placed first by a pinning rule.")
+
+
+class RulesIn(_Strict):
+    """The shop's rules for one request, applied after scoring and before the top-k."""
+
+    exclude: list[Id] = Field(default_factory=list, max_length=10_000, description="Never return these (out of stock).")
+    price_min: Annotated[Finite, Field(ge=0, le=1e9)] | None = None
+    price_max: Annotated[Finite, Field(ge=0, le=1e9)] | None = None
+    max_per_category: int | None = Field(None, ge=1, le=MAX_K, description="At most this many items per category.")
+    pinned: list[Id] = Field(default_factory=list, max_length=MAX_K, description="Shown first, in order, when eligible.")
+    boost: dict[Id, Annotated[Finite, Field(ge=-1e6, le=1e6)]] = Field(
+        default_factory=dict, max_length=1000, description="Added to an item's score before ranking.")
 
 
 class Recommendations(BaseModel):
@@ -60,6 +77,7 @@ class HistoryRequest(_Strict):
     exclude_seen: bool = True
     explain: bool = Field(False, description="Add the history items that drove each recommendation.")
     candidates: list[Id] | None = Field(None, max_length=10_000, description="Rank only these items.")
+    rules: RulesIn | None = None
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"items": ["i1", "i2"], "k": 5, "explain": True}]}

@@ -1,0 +1,132 @@
+"""Business rules applied at request time, after scoring and before the top-k, so that ``k``
+items come back whenever ``k`` items are eligible.
+
+* ``exclude``: item ids never returned (out of stock, withdrawn);
+* ``price_range``: ``(low, high)``, either end None; an item with no known price is not
+  eligible, because nobody can vouch that it is in range (a range with low above high is
+  empty: nothing is eligible);
+* ``max_per_category``: at most this many items of one category in a slate (items without a
+  category are not capped);
+* ``pinned``: shown first, in the given order, when eligible;
+* ``boost``: added to an item's score (in the model's score units) before ranking.
+
+Example:
+    >>> import torch
+    >>> r = Rules(max_per_category=1, pinned=("c",))
+    >>> scores = torch.tensor([float("-inf"), 3.0, 2.0, 1.0, 0.5])
+    >>> r.select(scores, torch.ones(5, dtype=torch.bool), 3, ["", "x", "x", "y", "z"], {"c": 3})
+    [3, 1, 4]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from shopml.errors import ConfigError
+
+__all__ = ["Rules"]
+
+
+@dataclass(frozen=True)
+class Rules:
+    exclude: tuple[str, ...] = ()
+    price_range: tuple[float | None, float | None] | None = None
+    max_per_category: int | None = None
+    pinned: tuple[str, ...] = ()
+    boost: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_per_category is not None and self.max_per_category < 1:
+            raise ConfigError(f"max_per_category must be >= 1, got {self.max_per_category}")
+        if self.price_range is not None:
+            lo, hi = self.price_range
+            if (lo is not None and not math.isfinite(lo)) or (hi is not None and not math.isfinite(hi)):
+                raise ConfigError("price_range bounds must be finite numbers or None")
+        for item, delta in self.boost.items():
+            if not math.isfinite(float(delta)):
+                raise ConfigError(f"boost of {item!r} must be a finite number")
+
+    @classmethod
+    def from_options(cls, *, exclude=None, price_min=None, price_max=None, max_per_category=None,
+                     pinned=None, boost=None) -> "Rules | None":
+        """Rules from request or command-line options (None when none is set). ``boost`` is a
+        mapping, or ``"item=delta"`` strings as the CLI and the query string give them.
+
+        Example:
+            >>> Rules.from_options(boost=["a=2.5"], price_max=10).boost
+            {'a': 2.5}
+            >>> Rules.from_options() is None
+            True
+        """
+        if isinstance(boost, (list, tuple)):
+            pairs = {}
+            for b in boost:
+                item, sep, delta = str(b).rpartition("=")
+                try:
+                    pairs[item] = float(delta)
+                except ValueError:
+                    raise ConfigError(f"boost {str(b)[:40]!r}: expected ITEM=NUMBER") from None
+                if not sep or not item:
+                    raise ConfigError(f"boost {str(b)[:40]!r}: expected ITEM=NUMBER")
+            boost = pairs
+        if not (exclude or price_min is not None or price_max is not None or max_per_category is not None
+                or pinned or boost):
+            return None
+        price_range = None if price_min is None and price_max is None else (price_min, price_max)
+        return cls(exclude=tuple(exclude or ()), price_range=price_range, max_per_category=max_per_category,
+                   pinned=tuple(pinned or ()), boost=dict(boost or {}))
+
+    def eligible(self, index: dict[str, int], prices: torch.Tensor, n: int) -> torch.Tensor:
+        """Bool ``[n + 1]``: items the rules allow (column 0, padding, never); ``prices``
+        ``[n + 1]`` with NaN where an item's price is not known."""
+        ok = torch.ones(n + 1, dtype=torch.bool)
+        ok[0] = False
+        ok[[index[i] for i in map(str, self.exclude) if i in index]] = False
+        if self.price_range is not None:
+            lo, hi = self.price_range
+            known = ~torch.isnan(prices)
+            ok &= known & (prices >= (lo if lo is not None else -math.inf)) & (prices <= (hi if hi is not None else math.inf))
+        return ok
+
+    def boosted(self, scores: torch.Tensor, index: dict[str, int]) -> torch.Tensor:
+        """``scores`` ``[B, n + 1]`` with the boosts added (in place)."""
+        for item, delta in self.boost.items():
+            j = index.get(str(item))
+            if j is not None:
+                scores[:, j] += float(delta)
+        return scores
+
+    def select(self, scores: torch.Tensor, ok: torch.Tensor, k: int, categories: list[str],
+               index: dict[str, int]) -> list[int]:
+        """Indices of one slate: eligible pinned items first, then the best-scored eligible
+        items, at most ``max_per_category`` per category. ``categories[j]`` is item ``j``'s
+        category (index 0 is padding); ``ok`` also holds exclude_seen and the request filters."""
+        ok = ok & torch.isfinite(scores)
+        chosen: list[int] = []
+        count: dict[str, int] = {}
+        cap = self.max_per_category
+
+        def take(j: int) -> bool:
+            c = categories[j]
+            if not ok[j] or j in chosen or (cap is not None and c and count.get(c, 0) >= cap):
+                return False
+            chosen.append(j)
+            count[c] = count.get(c, 0) + 1
+            return True
+
+        for item in map(str, self.pinned):
+            if len(chosen) < k and item in index:
+                take(index[item])
+        if cap is None:  # no cap: the plain top-k of what is left
+            rest = scores.masked_fill(~ok, -math.inf)
+            rest[chosen] = -math.inf
+            n_left = min(k - len(chosen), int(torch.isfinite(rest).sum()))
+            return chosen + rest.topk(n_left).indices.tolist() if n_left > 0 else chosen
+        for j in torch.argsort(scores.masked_fill(~ok, -math.inf), descending=True).tolist():
+            if len(chosen) >= k or not ok[j]:
+                break
+            take(j)
+        return chosen
