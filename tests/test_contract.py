@@ -79,3 +79,17 @@ def test_every_public_estimator_is_covered():
 def test_contract(cls, tmp_path):
     estimator, kind = COVERED[cls]
     check_estimator(estimator, kind, tmp_path)
+
+
+def test_the_enumeration_fails_on_a_new_uncovered_estimator(monkeypatch):
+    import shopml.pricing.loglinear as host
+
+    class NewDemand(Estimator):
+        def fit(self, data):
+            return self
+
+    NewDemand.__module__ = host.__name__
+    monkeypatch.setattr(host, "NewDemand", NewDemand, raising=False)
+    assert NewDemand in _public_estimator_classes()
+    with pytest.raises(AssertionError, match="NewDemand"):
+        test_every_public_estimator_is_covered()

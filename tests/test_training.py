@@ -149,3 +149,18 @@ def test_plateau_restores_best_then_decays_lr():
     assert [r.get("lr") for r in res.history][3] == pytest.approx(0.015)
     assert res.best_epoch == 5 and len(res.history) == 7
     assert torch.equal(net.weight, snapshots[5])
+
+
+def test_train_restores_the_callers_thread_count():
+    old = torch.get_num_threads()
+    seen = []
+    net = torch.nn.Linear(2, 1)
+    x, y = torch.randn(32, 2), torch.randn(32, 1)
+
+    def loss(m, b):
+        seen.append(torch.get_num_threads())
+        return torch.nn.functional.mse_loss(m(b[0]), b[1])
+
+    other = 1 if old != 1 else 2
+    train(net, loss, IndexBatches(x, y), config=TrainConfig(epochs=1, batch_size=16, threads=other, progress=False))
+    assert set(seen) == {other} and torch.get_num_threads() == old

@@ -248,8 +248,13 @@ def train(
         batches = IndexBatches(*batches)
     rank, world = dist_info()
     _init_dist(world)
-    if cfg.threads:
-        torch.set_num_threads(max(1, cfg.threads // world))
+    # the process's thread count comes back when training ends (a library must not leave it)
+    with torch_threads(max(1, cfg.threads // world) if cfg.threads else None):
+        return _loop(model, loss_fn, batches, validate, cfg, optimizer, hooks, rank, world)
+
+
+def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks: Hooks, rank: int,
+          world: int) -> TrainResult:
     torch.manual_seed(cfg.seed)
     opt = (optimizer or _adamw)(model.parameters(), cfg)
     state = _LoopState()
