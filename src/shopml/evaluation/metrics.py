@@ -44,6 +44,7 @@ __all__ = [
     "ndcg_sets",
     "auc",
     "log_loss",
+    "expected_calibration_error",
     "mae",
     "rmse",
     "wape",
@@ -329,6 +330,22 @@ def log_loss(y, p, eps: float = 1e-15) -> float:
     y, p = _pair(y, p)
     p = np.clip(p, eps, 1.0 - eps)
     return _mean(-(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+
+
+def expected_calibration_error(y, p, n_bins: int = 10) -> float:
+    """ECE: pairs binned by predicted probability into ``n_bins`` equal-width bins; the mean
+    over pairs of |mean outcome - mean probability| of each pair's bin.
+
+    Example:
+        >>> expected_calibration_error([1, 0, 0, 0], [0.9, 0.1, 0.1, 0.1], n_bins=2)  # |1-.9|/4 + 3|0-.1|/4
+        0.1
+    """
+    y, p = _pair(y, p)
+    if p.size == 0:
+        return float("nan")
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    gap = np.abs(np.bincount(bins, y, n_bins) - np.bincount(bins, p, n_bins))
+    return float(round(gap.sum() / len(p), 12))
 
 
 def mae(y, y_hat) -> float:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -28,6 +29,7 @@ from shopml.data.sequences import Sequences, pad_left, sequences_from_lists
 from shopml.errors import ConfigError, DataError
 from shopml.estimator import Estimator
 from shopml.recommend.rules import Rules
+from shopml.recommend.value import fit_temperature, item_values, probabilities, value_keys
 
 __all__ = ["SequentialRecommender", "padded_rows", "append_targets", "sequences_from_lists"]
 
@@ -77,13 +79,14 @@ class SequentialRecommender(Estimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, sequences, valid_targets: np.ndarray | None = None, *, item_categories: dict | None = None,
-            item_prices: dict | None = None):
+            item_prices: dict | None = None, item_costs: dict | None = None):
         """Learn from chronological histories: a :class:`~shopml.data.sequences.Sequences`, or
         lists of raw item ids (sessions; indexed by :func:`sequences_from_lists`). With
         ``valid_targets`` (one item index per row, 0 = none) neural models early-stop on
         validation NDCG@10. ``item_categories`` (raw item id -> category) enables the
-        ``category`` filter and ``item_prices`` (raw item id -> price) the price rule of
-        :class:`~shopml.recommend.rules.Rules`. Returns self."""
+        ``category`` filter, ``item_prices`` (raw item id -> price) the price rule of
+        :class:`~shopml.recommend.rules.Rules` and the revenue objective, ``item_costs`` (unit
+        costs) the profit objective. Returns self."""
         self._check_params()
         if not isinstance(sequences, Sequences):
             sequences = sequences_from_lists(list(sequences))
@@ -99,8 +102,10 @@ class SequentialRecommender(Estimator):
         self.pop_[0] = 0.0
         cats = item_categories or {}
         self.item_categories_ = [str(cats.get(i, "")) for i in self.item_ids_]
-        prices = item_prices or {}
+        prices, costs = item_prices or {}, item_costs or {}
         self.item_prices_ = np.array([np.nan] + [float(prices.get(i, np.nan)) for i in self.item_ids_])
+        self.item_costs_ = np.array([np.nan] + [float(costs.get(i, np.nan)) for i in self.item_ids_])
+        self.temperature_ = 1.0
         self._keep_histories(sequences)
         self.fit_info_ = self._fit_indices(indptr, items, None if valid_targets is None else np.asarray(valid_targets))
         return self
@@ -196,7 +201,9 @@ class SequentialRecommender(Estimator):
         return allowed
 
     def recommend(self, histories, k: int = 10, exclude_seen: bool | None = None, candidates=None, *,
-                  category: str | None = None, explain: bool = False, rules: Rules | None = None) -> list[list[dict]]:
+                  category: str | None = None, explain: bool = False, rules: Rules | None = None,
+                  objective: str = "relevance", blend: float = 1.0,
+                  assumed_margin: float | None = None) -> list[list[dict]]:
         """Top-``k`` items for each history: a known (pseudonymized) user id, or a list of raw item
         ids given at request time. Returns per history a list of ``{"item_id", "score"}`` dicts,
         plus ``"because"`` (history items whose removal lowers the score most) when ``explain``,
@@ -204,7 +211,11 @@ class SequentialRecommender(Estimator):
         ``exclude_seen`` None takes the model's default (``exclude_seen_default``). ``rules``
         (:class:`~shopml.recommend.rules.Rules`: exclusions, price range, per-category cap,
         pinned and boosted items) apply after scoring and before the top-k; pinned items carry
-        ``"pinned": True``.
+        ``"pinned": True``. ``objective="revenue"`` or ``"profit"`` ranks by
+        ``log P + blend x log(value)`` (:mod:`shopml.recommend.value`; P from
+        :meth:`calibrate`, value the item's price, or price minus unit cost, the cost assumed
+        at ``price x (1 - assumed_margin)`` where unknown) and adds ``"p_buy"`` and
+        ``"expected_value"`` to each item.
 
         Example:
             >>> from shopml.recommend.baselines import Markov
@@ -219,25 +230,59 @@ class SequentialRecommender(Estimator):
         hist, users, rows = self._resolve(histories)
         scores = self.score_batch(hist, users)
         fallback = ~(hist > 0).any(dim=1) if self.popularity_fallback else torch.zeros(len(rows), dtype=torch.bool)
+        value = None if objective == "relevance" else self._value(scores, objective, blend, assumed_margin)
         if rules is not None:
-            rules.boosted(scores, self._item_index)
+            rules.boosted(scores if value is None else value[2], self._item_index)
         allowed = self._filter_mask(candidates, category)
         if allowed is not None:
             scores[:, ~allowed] = float("-inf")
         if exclude_seen:
             scores.scatter_(1, hist, float("-inf"))
         k = min(k, self.n_items_)
-        top_i = self._top(scores, k, rules)
+        keys = scores if value is None else value[2].masked_fill(~torch.isfinite(scores), float("-inf"))
+        top_i = self._top(keys, k, rules)
         pinned = {self._item_index[str(i)] for i in rules.pinned if str(i) in self._item_index} if rules else set()
         out = []
         for b in range(len(rows)):
             idx = top_i[b][torch.isfinite(scores[b, top_i[b]])]
             extra = {"fallback": "popularity"} if fallback[b] else {}
             out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(scores[b, i]), **extra,
-                         **({"pinned": True} if int(i) in pinned else {})} for i in idx])
+                         **({"pinned": True} if int(i) in pinned else {}), **self._value_fields(value, b, int(i))}
+                        for i in idx])
         if explain:
             self._explain(out, rows, users, top_i)
         return out
+
+    def _value(self, scores, objective, blend, assumed_margin):
+        """``(P, value per item, ranking keys)`` of a revenue or profit request."""
+        p = probabilities(scores, getattr(self, "temperature_", 1.0))
+        values = item_values(objective, self.item_prices_, self.item_costs_, assumed_margin)
+        return p, values, value_keys(p, values, blend)
+
+    @staticmethod
+    def _value_fields(value, b: int, i: int) -> dict:
+        if value is None:
+            return {}
+        p, v = float(value[0][b, i]), float(value[1][i])
+        return {"p_buy": p, "expected_value": p * v if math.isfinite(v) else None}
+
+    def calibrate(self, sequences, targets, *, max_rows: int = 2000, seed: int = 0) -> "SequentialRecommender":
+        """Fit the temperature of P(next = item | history) = softmax(score / T) on validation
+        targets (one item index per row of ``sequences``, 0 = none; at most ``max_rows`` rows,
+        drawn with ``seed``). Ranking is unchanged; probabilities, and the revenue and profit
+        objectives, use it."""
+        self._check_fitted()
+        rows = np.flatnonzero(np.asarray(targets) > 0)
+        if len(rows) == 0:
+            raise DataError("calibrate needs at least one validation target")
+        rows = np.sort(np.random.default_rng(seed).permutation(rows)[:max_rows])
+        indptr, items = np.asarray(sequences.indptr), np.asarray(sequences.items)
+        width = max(int((indptr[rows + 1] - indptr[rows]).max()), 1)
+        own = self.serves_known_users and list(sequences.user_ids) == self.user_ids_
+        users = torch.from_numpy(rows + 1 if own else np.zeros(len(rows), dtype=np.int64))
+        self.temperature_ = fit_temperature(self.score_batch, padded_rows(indptr, items, rows, width), users,
+                                            torch.from_numpy(np.asarray(targets)[rows]).long())
+        return self
 
     def _top(self, scores: torch.Tensor, k: int, rules: Rules | None) -> list[torch.Tensor]:
         """Per row the indices of the slate, best first."""
@@ -277,8 +322,8 @@ class SequentialRecommender(Estimator):
     def _artifact(self) -> tuple[dict, dict, dict]:
         params, tensors = self._state()
         tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_, "pop": self.pop_,
-                   "item_prices": self.item_prices_}
-        meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_,
+                   "item_prices": self.item_prices_, "item_costs": self.item_costs_}
+        meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_, "temperature": self.temperature_,
                 "item_categories": self.item_categories_, "fit_info": getattr(self, "fit_info_", {})}
         return params, tensors, meta
 
@@ -287,7 +332,10 @@ class SequentialRecommender(Estimator):
         self.item_categories_ = md.meta.get("item_categories", [""] * len(self.item_ids_))
         self.fit_info_ = md.meta.get("fit_info", {})
         self.n_items_ = len(self.item_ids_)
-        self.item_prices_ = np.asarray(md.tensors.get("item_prices", np.full(self.n_items_ + 1, np.nan)))
+        unknown = np.full(self.n_items_ + 1, np.nan)  # folders saved before prices and costs
+        self.item_prices_ = np.asarray(md.tensors.get("item_prices", unknown))
+        self.item_costs_ = np.asarray(md.tensors.get("item_costs", unknown))
+        self.temperature_ = float(md.meta.get("temperature", 1.0))
         self.hist_indptr_, self.hist_items_ = md.tensors["hist_indptr"], md.tensors["hist_items"]
         if "pop" in md.tensors:
             self.pop_ = md.tensors["pop"]
