@@ -76,3 +76,15 @@ def test_predict_applies_the_shops_rules(beauty_like, tmp_path, capsys):
     assert got[:2] == ["17", "12"] and "5" not in got and len(got) == 3
     code, out = _run(capsys, "recommend", "predict", "--model", str(model), "--items", "3", "--boost", "12")
     assert code == 2 and "ITEM=NUMBER" in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_predict_revenue_objective_and_its_bad_options(beauty_like, tmp_path, capsys):
+    model = tmp_path / "m"
+    main(["recommend", "fit", "--data", str(beauty_like), "--model", "pop", "--out", str(model)])
+    capsys.readouterr()
+    code, out = _run(capsys, "recommend", "predict", "--model", str(model), "--items", "3", "--objective", "margin")
+    assert code == 2 and "--objective" in out.err
+    main(["recommend", "predict", "--model", str(model), "--items", "3", "--objective", "profit",
+          "--assumed-margin", "0.3", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert res["assumed_margin"] == 0.3 and all("p_buy" in r for r in res["recommendations"])

@@ -48,3 +48,15 @@ def test_bad_rules_are_4xx_with_a_clear_message(client, url, body, status, fragm
     r = client.post(url, json=body, headers=REC) if body is not None else client.get(url, headers=REC)
     assert r.status_code == status, r.text
     assert fragment in r.text
+
+
+def test_revenue_objective_on_both_endpoints(client):
+    body = {"items": ["item1", "item2"], "k": 5, "objective": "revenue"}
+    r = client.post("/v1/recommendations", json=body, headers=REC).json()
+    ev = [x["expected_value"] for x in r["items"]]
+    assert r["objective"] == "revenue" and ev == sorted(ev, reverse=True)
+    assert all(x["expected_value"] == pytest.approx(x["p_buy"] * PRICE[x["item_id"]]) for x in r["items"])
+    u = client.get(f"/v1/users/{RAW}/recommendations?k=3&objective=profit&assumed_margin=0.25", headers=REC).json()
+    assert u["assumed_margin"] == 0.25
+    assert all(x["expected_value"] == pytest.approx(x["p_buy"] * 0.25 * PRICE[x["item_id"]]) for x in u["items"])
+    assert client.get(f"/v1/users/{RAW}/recommendations?objective=margin", headers=REC).status_code == 422

@@ -113,23 +113,32 @@ def predict_cmd(
     max_per_category: Optional[int] = typer.Option(None, "--max-per-category", help="diversity cap per category"),
     pin: Optional[list[str]] = typer.Option(None, "--pin", help="show this item first when eligible (repeatable)"),
     boost: Optional[list[str]] = typer.Option(None, "--boost", help="ITEM=DELTA added to its score (repeatable)"),
+    objective: str = typer.Option("relevance", "--objective", help="relevance, revenue or profit"),
+    blend: float = typer.Option(1.0, "--blend", help="0 = relevance, 1 = expected value (revenue/profit)"),
+    assumed_margin: Optional[float] = typer.Option(None, "--assumed-margin",
+                                                   help="margin where an item's unit cost is unknown (profit)"),
     json_out: bool = JSON_OPTION,
 ):
     """Top-k items for a known user or a history given now, optionally explained, under the
     shop's rules (exclusions, price range, per-category cap, pinned and boosted items)."""
     from shopml.artifacts import read_model_dir
     from shopml.recommend.rules import Rules
+    from shopml.recommend.value import OBJECTIVES
 
     if (user is None) == (items is None):
         raise ConfigError("give exactly one of --user or --items")
     rules = Rules.from_options(exclude=exclude, price_min=price_min, price_max=price_max,
                                max_per_category=max_per_category, pinned=pin, boost=boost)
+    if objective not in OBJECTIVES or not 0 <= blend <= 1 or not (assumed_margin is None or 0 <= assumed_margin < 1):
+        raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, --blend in [0, 1] and "
+                          "--assumed-margin in [0, 1)")
     m = model_class(read_model_dir(model_dir).kind).load(model_dir)
     hist = user if user is not None else [i for i in items.split(",") if i]
     cands = None if candidates is None else [c for c in candidates.split(",") if c]
-    recs = m.recommend([hist], k=k, candidates=cands, category=category, explain=explain, rules=rules)[0]
+    recs = m.recommend([hist], k=k, candidates=cands, category=category, explain=explain, rules=rules,
+                       objective=objective, blend=blend, assumed_margin=assumed_margin)[0]
     if json_out:
-        print_json({"recommendations": recs})
+        print_json({"recommendations": recs, "objective": objective, "assumed_margin": assumed_margin})
         return
     for r in recs:
         why = ", ".join(f"{b['item_id']} ({b['contribution']:+.3f})" for b in r.get("because", [])[:3])

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal
+
 import asyncio
 import gc
 import logging
@@ -256,14 +258,19 @@ def _add_recommend(app: FastAPI) -> None:
         max_per_category: int | None = Query(None, ge=1, le=S.MAX_K),
         pin: list[S.Id] | None = Query(None, max_length=S.MAX_K, description="Show first when eligible (repeatable)."),
         boost: list[S.BoostArg] | None = Query(None, max_length=1000, description="ITEM=DELTA added to its score."),
+        objective: Literal["relevance", "revenue", "profit"] = "relevance",
+        blend: float = Query(1.0, ge=0, le=1, description="0 = relevance, 1 = expected value."),
+        assumed_margin: float | None = Query(None, ge=0, lt=1),
         engine: Engine = rec,
     ):
         """Top-k items for a known user (popular items, flagged, for an unknown one), under the
         shop's rules when any is given."""
         rules = Rules.from_options(exclude=exclude, price_min=price_min, price_max=price_max,
                                    max_per_category=max_per_category, pinned=pin, boost=boost)
-        if explain or rules is not None:  # the coalescer batches plain requests only
-            return engine.recommend_user(user_id, k=k, explain=explain, rules=rules)
+        value = None if objective == "relevance" else {"objective": objective, "blend": blend,
+                                                       "assumed_margin": assumed_margin}
+        if explain or rules is not None or value is not None:  # the coalescer batches plain requests only
+            return engine.recommend_user(user_id, k=k, explain=explain, rules=rules, value=value)
         return await request.app.state.coalescer.recommend(engine, user_id, k)
 
     @app.post("/v1/recommendations", response_model=S.Recommendations, responses=_ERRORS)
@@ -273,8 +280,10 @@ def _add_recommend(app: FastAPI) -> None:
         rules = None if r is None else Rules.from_options(
             exclude=r.exclude, price_min=r.price_min, price_max=r.price_max, max_per_category=r.max_per_category,
             pinned=r.pinned, boost=r.boost)
+        value = None if body.objective == "relevance" else {
+            "objective": body.objective, "blend": body.blend, "assumed_margin": body.assumed_margin}
         return engine.recommend_history(body.items, k=body.k, exclude_seen=body.exclude_seen, explain=body.explain,
-                                        candidates=body.candidates, rules=rules)
+                                        candidates=body.candidates, rules=rules, value=value)
 
 
 def _add_sessions(app: FastAPI) -> None:

@@ -72,14 +72,17 @@ class Engine:
         """The user's pseudonym under the run's key (raw ids never go further than this)."""
         return pseudonymize_one(raw_user_id, self._key)
 
-    def recommend_user(self, raw_user_id: str, *, k: int = 10, explain: bool = False, rules=None) -> dict:
-        """Top-k for a shop user id; an unknown user gets popular items, flagged."""
+    def recommend_user(self, raw_user_id: str, *, k: int = 10, explain: bool = False, rules=None,
+                       value: dict | None = None) -> dict:
+        """Top-k for a shop user id; an unknown user gets popular items, flagged. ``value``
+        holds ``objective``, ``blend`` and ``assumed_margin`` of a revenue or profit request."""
         model = self._component("recommend", "recommendation")
         user = self.pseudonym(raw_user_id)
+        value = value or {}
         if user in getattr(model, "_user_index", {}):
-            recs = model.recommend([user], k=k, explain=explain, rules=rules)[0]
-            return self._recs(model, recs)
-        out = self._popular(k, rules=rules)
+            recs = model.recommend([user], k=k, explain=explain, rules=rules, **value)[0]
+            return self._recs(model, recs, value)
+        out = self._popular(k, rules=rules, value=value)
         out["fallback"] = "popularity"
         return out
 
@@ -100,35 +103,41 @@ class Engine:
         return out
 
     def recommend_history(self, items: list[str], *, k: int = 10, exclude_seen: bool = True, explain: bool = False,
-                          candidates: list[str] | None = None, rules=None) -> dict:
+                          candidates: list[str] | None = None, rules=None, value: dict | None = None) -> dict:
         """Top-k after a history given at request time (unknown items are skipped, listed)."""
         model = self._component("recommend", "recommendation")
         known = getattr(model, "_item_index", {})
         unknown = [i for i in items if i not in known]
+        value = value or {}
         if len(unknown) == len(items):
-            out = self._popular(k, candidates=candidates, exclude=items if exclude_seen else (), rules=rules)
+            out = self._popular(k, candidates=candidates, exclude=items if exclude_seen else (), rules=rules,
+                                value=value)
             out.update(fallback="popularity", unknown_items=unknown)
             return out
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown items are reported in the answer instead
             recs = model.recommend([items], k=k, exclude_seen=exclude_seen, candidates=candidates, explain=explain,
-                                   rules=rules)[0]
-        out = self._recs(model, recs)
+                                   rules=rules, **value)[0]
+        out = self._recs(model, recs, value)
         out["unknown_items"] = unknown
         return out
 
-    def _recs(self, model, recs: list[dict]) -> dict:
+    def _recs(self, model, recs: list[dict], value: dict | None = None) -> dict:
         items = [{"item_id": r["item_id"], "score": float(r["score"]), "because": _reasons(r),
-                  "pinned": bool(r.get("pinned"))} for r in recs]
+                  "pinned": bool(r.get("pinned")), "p_buy": r.get("p_buy"), "expected_value": r.get("expected_value")}
+                 for r in recs]
+        value = value or {}
         return {"model": getattr(model, "kind", type(model).__name__), "items": items, "fallback": None,
-                "unknown_items": []}
+                "unknown_items": [], "objective": value.get("objective", "relevance"),
+                "assumed_margin": value.get("assumed_margin")}
 
-    def _popular(self, k: int, candidates=None, exclude=(), rules=None) -> dict:
+    def _popular(self, k: int, candidates=None, exclude=(), rules=None, value: dict | None = None) -> dict:
         pop = self.run.components.get("recommend_pop") or self.run.components["recommend"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            recs = pop.recommend([list(exclude)], k=k, exclude_seen=bool(exclude), candidates=candidates, rules=rules)[0]
-        return self._recs(pop, recs)
+            recs = pop.recommend([list(exclude)], k=k, exclude_seen=bool(exclude), candidates=candidates, rules=rules,
+                                 **(value or {}))[0]
+        return self._recs(pop, recs, value)
 
     # ------------------------------------------------------------------ sessions
     def predict_session(self, items: list[str], *, event_types: list[str] | None = None,

@@ -48,6 +48,8 @@ class Recommendation(BaseModel):
     score: float
     because: list[Reason] = Field(default_factory=list)
     pinned: bool = Field(False, description="Placed first by a pinning rule.")
+    p_buy: float | None = Field(None, description="Calibrated P(next purchase = this item), with a value objective.")
+    expected_value: float | None = Field(None, description="p_buy x price (revenue) or x (price - unit cost) (profit).")
 
 
 class RulesIn(_Strict):
@@ -67,6 +69,8 @@ class Recommendations(BaseModel):
     items: list[Recommendation]
     fallback: str | None = Field(None, description="Set when a default answer was given, e.g. 'popularity'.")
     unknown_items: list[str] = Field(default_factory=list, description="History items the model does not know.")
+    objective: Literal["relevance", "revenue", "profit"] = "relevance"
+    assumed_margin: float | None = Field(None, description="Margin assumed where an item's unit cost is unknown.")
 
 
 class HistoryRequest(_Strict):
@@ -78,6 +82,9 @@ class HistoryRequest(_Strict):
     explain: bool = Field(False, description="Add the history items that drove each recommendation.")
     candidates: list[Id] | None = Field(None, max_length=10_000, description="Rank only these items.")
     rules: RulesIn | None = None
+    objective: Literal["relevance", "revenue", "profit"] = "relevance"
+    blend: Annotated[Finite, Field(ge=0, le=1)] = Field(1.0, description="0 = relevance, 1 = expected value.")
+    assumed_margin: Annotated[Finite, Field(ge=0, lt=1)] | None = None
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"items": ["i1", "i2"], "k": 5, "explain": True}]}
