@@ -95,3 +95,17 @@ def test_bad_fit_options_are_refused_before_reading(tmp_path, capsys, flags, mes
 def test_version_flag(capsys):
     main(["--version"])
     assert capsys.readouterr().out.startswith("shopml ")
+
+
+def test_the_table_marks_the_served_model_when_it_is_not_the_validation_winner(capsys):
+    from types import SimpleNamespace
+
+    from shopml.cli.fit import print_fit
+
+    rows = [{"model": "neural", "wape": 0.58, "winner": False, "served": True},
+            {"model": "loglinear", "wape": 1.82, "winner": True, "served": False}]
+    res = SimpleNamespace(metrics={"pricing": rows}, skipped=[],
+                          winners={"pricing": {"model": "loglinear", "served": "neural", "metric": "wape", "valid": 0.65}})
+    print_fit(res)
+    lines = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    assert lines["neural"].rstrip(" |").endswith("yes") and not lines["loglinear"].rstrip(" |").endswith("yes")

@@ -165,8 +165,9 @@ def print_fit(res) -> None:
         picked = "" if served == w.get("model") else f"; validation picked {w.get('model')}, which it cannot serve"
         console.print(f"\n[bold]{job}[/]: serving [bold]{served}[/] (validation {w.get('metric', '')} "
                       f"{_f(w.get('valid'))}; runner-up {w.get('runner_up', '-')} by {_f(w.get('margin'))}{picked})")
-        shown = [{k: v for k, v in r.items() if k != "winner"} | {"served": "yes" if r.get("winner") else ""}
-                 for r in rows]
+        # a job whose served model is not the validation winner (pricing) marks its rows itself
+        shown = [{k: v for k, v in r.items() if k not in ("winner", "served")}
+                 | {"served": "yes" if r.get("served", r.get("winner")) else ""} for r in rows]
         console.print(markdown_table(shown), markup=False, soft_wrap=True)
     for s in res.skipped:
         colour = "red" if s.get("status") == "failed" else "yellow"
