@@ -18,7 +18,8 @@ def test_fit_temperature_recovers_a_planted_temperature():
     logits = torch.randn(4000, 40, generator=g) * 3
     logits[:, 0] = float("-inf")  # the padding column
     targets = torch.multinomial(torch.softmax(logits / 2.0, dim=1), 1, generator=g).squeeze(1)
-    t = fit_temperature(lambda h, u: logits.clone(), torch.zeros(4000, 1), torch.zeros(4000), targets)
+    rows = torch.arange(4000)[:, None]  # the history names the row, so chunks see their own scores
+    t = fit_temperature(lambda h, u: logits[h[:, 0]], rows, torch.zeros(4000), targets)
     assert t == pytest.approx(2.0, rel=0.06)
     p = torch.softmax(logits / t, dim=1)
     top = p.topk(3, dim=1)

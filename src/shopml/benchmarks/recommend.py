@@ -27,7 +27,7 @@ from shopml.benchmarks._common import BenchmarkResult, peak_rss_mb
 from shopml.errors import ConfigError, DataError
 
 __all__ = ["MODELS", "NEURAL", "PROTOCOL_NOTE", "check_models", "make_model", "read_sequences", "split",
-           "fit_model", "run_recommend", "kept_rows", "memory_check", "run_memory"]
+           "fit_model", "row_name", "run_recommend", "kept_rows", "memory_check", "run_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -97,44 +97,65 @@ def split(seqs):
 
 
 def fit_model(name: str, seqs, *, progress: bool, threads: int, epochs: int | None = None,
-              max_seconds: float | None = None):
-    """Fit on the leave-one-out training part: neural models early-stop on the validation item;
-    baselines (nothing to early-stop) see train + validation item. Returns (model, splits)."""
+              max_seconds: float | None = None, item_features=None):
+    """Fit on the leave-one-out training part: neural models early-stop on the validation item,
+    then fit their probability temperature on it; baselines (nothing to early-stop) see train +
+    validation item. ``item_features`` (:class:`~shopml.data.features.ItemFeatures`) feed the
+    neural models. Returns (model, splits)."""
     train, valid, test, train_valid = split(seqs)
     model = make_model(name, progress=progress, threads=threads, epochs=epochs, max_seconds=max_seconds)
     if name in NEURAL:
-        model.fit(train, valid)
+        model.fit(train, valid, item_features=item_features)
+        model.calibrate(train, valid)
     else:
         model.fit(train_valid)
     return model, (train, valid, test, train_valid)
 
 
+def row_name(name: str, item_features) -> str:
+    """The row label: ``sasrec-features`` when a neural model was given item features."""
+    return f"{name}-features" if item_features is not None and name in NEURAL else name
+
+
 def run_recommend(data: Path, models: Sequence[str] = MODELS, *, threads: int = 2, epochs: int | None = None,
                   max_seconds: float | None = None, rows: list[dict] | None = None,
-                  on_model: Callable[[BenchmarkResult], None] | None = None) -> BenchmarkResult:
+                  on_model: Callable[[BenchmarkResult], None] | None = None,
+                  item_features: Path | None = None) -> BenchmarkResult:
     """Train and evaluate each model on a leave-one-out split of ``data``: two rows per model
     (protocols A and B), after ``rows`` (rows kept from an earlier run, see :func:`kept_rows`).
-    ``on_model(result so far)`` runs after each model, so a caller can save finished models
-    before a long one starts."""
+    With ``item_features`` (a side file, :func:`~shopml.data.features.read_item_features`) the
+    neural rows are ``sasrec-features`` / ``caser-features``. ``on_model(result so far)`` runs
+    after each model, so a caller can save finished models before a long one starts."""
+    from shopml.data.features import read_item_features
+
     check_models(models)
     data = Path(data)
+    feats = read_item_features(item_features) if item_features is not None else None
     seqs = read_sequences(data)
-    res = BenchmarkResult(data.name, list(rows or []), {"threads": threads, "protocol_note": PROTOCOL_NOTE})
+    extra = {"threads": threads, "protocol_note": PROTOCOL_NOTE}
+    if feats is not None:
+        extra.update(item_features=Path(item_features).name, feature_tokens=feats.n_tokens,
+                     feature_coverage=round(feats.coverage(seqs.item_map.to_list()), 4))
+    res = BenchmarkResult(data.name, list(rows or []), extra)
     for name in models:
-        log.info("recommend: fitting %s", name)
-        res.rows.extend(_model_rows(name, seqs, threads=threads, epochs=epochs, max_seconds=max_seconds))
+        log.info("recommend: fitting %s", row_name(name, feats))
+        res.rows.extend(_model_rows(name, seqs, threads=threads, epochs=epochs, max_seconds=max_seconds,
+                                    item_features=feats))
         if on_model is not None:
             on_model(res)
     return res
 
 
-def _model_rows(name: str, seqs, *, threads: int, epochs: int | None, max_seconds: float | None) -> list[dict]:
+def _model_rows(name: str, seqs, *, threads: int, epochs: int | None, max_seconds: float | None,
+                item_features=None) -> list[dict]:
     from shopml.evaluation.protocols import evaluate_model
+    from shopml.recommend.value import slate_calibration
 
     t0 = time.perf_counter()
     m, (_, _, test, train_valid) = fit_model(name, seqs, progress=True, threads=threads, epochs=epochs,
-                                             max_seconds=max_seconds)
+                                             max_seconds=max_seconds, item_features=item_features)
     train_s = time.perf_counter() - t0
+    calib = slate_calibration(m, train_valid, test) if name in NEURAL else {}
     t1 = time.perf_counter()
     res = evaluate_model(m, train_valid, test)
     eval_s = time.perf_counter() - t1
@@ -143,20 +164,20 @@ def _model_rows(name: str, seqs, *, threads: int, epochs: int | None, max_second
     rows = []
     for proto in ("A", "B"):
         r = res[proto]
-        rows.append({"model": name, "protocol": proto, "hr@10": r["hr@10"], "ndcg@10": r["ndcg@10"],
+        rows.append({"model": row_name(name, item_features), "protocol": proto, "hr@10": r["hr@10"], "ndcg@10": r["ndcg@10"],
                      "hr@20": r["hr@20"], "ndcg@20": r["ndcg@20"], "mrr@10": r["mrr@10"],
                      "hr@5": r["hr@5"], "ndcg@5": r["ndcg@5"], "epochs": n_ep,
                      "best_epoch": info.get("best_epoch", 0), "valid_ndcg@10": info.get("best_score"),
                      "out_of_time": info.get("out_of_time", False),
                      "train_seconds": train_s, "seconds_to_best": info.get("seconds_to_best", train_s),
                      "seconds_per_epoch": train_s / n_ep if n_ep else None, "eval_seconds": eval_s,
-                     "peak_rss_mb": peak_rss_mb()})
+                     "peak_rss_mb": peak_rss_mb(), **calib})
     return rows
 
 
 def kept_rows(out: Path, names: Sequence[str]) -> list[dict]:
     """The rows of an earlier benchmark file ``out`` for models other than ``names`` ([] when
-    there is no such file): what ``--append`` keeps."""
+    there is no such file): what ``--append`` keeps (row labels as :func:`row_name` gives)."""
     if not Path(out).is_file():
         return []
     return [r for r in json.loads(Path(out).read_text()).get("rows", []) if r.get("model") not in names]

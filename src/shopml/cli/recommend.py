@@ -22,6 +22,7 @@ from shopml.benchmarks.recommend import (
     kept_rows,
     read_sequences,
     run_memory,
+    row_name,
     run_recommend,
 )
 from shopml.benchmarks.recommend import split as _split
@@ -154,10 +155,14 @@ def benchmark_cmd(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="cap epochs (for quick runs)"),
     append: bool = typer.Option(False, "--append", help="keep rows of other models already in --out"),
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="training wall-time budget per model"),
+    item_features: Optional[Path] = typer.Option(None, "--item-features",
+                                                 help="item side features (JSON, Parquet or CSV) for the neural models"),
 ):
     """Train and evaluate every model on a leave-one-out split; rows per model and protocol."""
     names = [m.strip() for m in models.split(",") if m.strip()]
     check_input(data)
+    if item_features is not None:
+        check_input(item_features)
     check_out(out)
     check_models(names)
     import torch
@@ -165,8 +170,9 @@ def benchmark_cmd(
     torch.set_num_threads(threads)
     # Written after every model, so a long run keeps the models it has finished.
     with show_progress():
+        labels = [row_name(n, True if item_features else None) for n in names]
         run_recommend(data, names, threads=threads, epochs=epochs, max_seconds=max_seconds,
-                      rows=kept_rows(out, names) if append else [],
+                      item_features=item_features, rows=kept_rows(out, labels) if append else [],
                       on_model=lambda res: write_benchmark(out, res.dataset, res.rows, res.extra))
 
 

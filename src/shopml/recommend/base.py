@@ -79,14 +79,17 @@ class SequentialRecommender(Estimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, sequences, valid_targets: np.ndarray | None = None, *, item_categories: dict | None = None,
-            item_prices: dict | None = None, item_costs: dict | None = None):
+            item_prices: dict | None = None, item_costs: dict | None = None, item_features=None):
         """Learn from chronological histories: a :class:`~shopml.data.sequences.Sequences`, or
         lists of raw item ids (sessions; indexed by :func:`sequences_from_lists`). With
         ``valid_targets`` (one item index per row, 0 = none) neural models early-stop on
         validation NDCG@10. ``item_categories`` (raw item id -> category) enables the
         ``category`` filter, ``item_prices`` (raw item id -> price) the price rule of
         :class:`~shopml.recommend.rules.Rules` and the revenue objective, ``item_costs`` (unit
-        costs) the profit objective. Returns self."""
+        costs) the profit objective. ``item_features``
+        (:class:`~shopml.data.features.ItemFeatures`) feed the models that embed them (SASRec,
+        Caser) and let :meth:`add_items` score new items; other models keep them unused.
+        Returns self."""
         self._check_params()
         if not isinstance(sequences, Sequences):
             sequences = sequences_from_lists(list(sequences))
@@ -106,6 +109,9 @@ class SequentialRecommender(Estimator):
         self.item_prices_ = np.array([np.nan] + [float(prices.get(i, np.nan)) for i in self.item_ids_])
         self.item_costs_ = np.array([np.nan] + [float(costs.get(i, np.nan)) for i in self.item_ids_])
         self.temperature_ = 1.0
+        self.feature_vocab_ = list(item_features.vocabulary) if item_features is not None else []
+        self.item_token_offsets_, self.item_tokens_ = (
+            item_features.encode(self.item_ids_) if item_features is not None else (np.zeros(0, np.int64),) * 2)
         self._keep_histories(sequences)
         self.fit_info_ = self._fit_indices(indptr, items, None if valid_targets is None else np.asarray(valid_targets))
         return self
@@ -132,6 +138,47 @@ class SequentialRecommender(Estimator):
             raise DataError("set_histories needs sequences with the model's item map")
         self._keep_histories(sequences)
         return self
+
+    def add_items(self, item_ids, item_features=None, *, item_prices: dict | None = None,
+                  item_categories: dict | None = None) -> "SequentialRecommender":
+        """Add items that have no interactions yet (a cold-start refresh, no retraining): they
+        get zero id embeddings, so models with item features score them through their features
+        alone (tokens the model never saw are dropped); other models can only rank them last.
+        Known item ids are skipped. Returns self.
+
+        Example:
+            >>> from shopml.recommend.baselines import MostPopular
+            >>> m = MostPopular().fit(sequences_from_lists([["a", "b"]])).add_items(["c"])
+            >>> m.item_ids_
+            ['a', 'b', 'c']
+        """
+        self._check_fitted()
+        new = [str(i) for i in dict.fromkeys(item_ids) if str(i) not in self._item_index]
+        if not new:
+            return self
+        n_old = self.n_items_
+        self.item_ids_ = self.item_ids_ + new
+        self.n_items_ = len(self.item_ids_)
+        self.pop_ = np.concatenate([self.pop_, np.zeros(len(new))])
+        cats, prices = item_categories or {}, item_prices or {}
+        self.item_categories_ = list(self.item_categories_) + [str(cats.get(i, "")) for i in new]
+        self.item_prices_ = np.concatenate([self.item_prices_, [float(prices.get(i, np.nan)) for i in new]])
+        self.item_costs_ = np.concatenate([self.item_costs_, np.full(len(new), np.nan)])
+        if self.feature_vocab_:
+            from shopml.data.features import ItemFeatures
+
+            vocab = ItemFeatures({}, self.feature_vocab_)
+            if item_features is not None:
+                vocab = ItemFeatures(item_features.item_tokens, self.feature_vocab_)
+            off, tok = vocab.encode(new)
+            self.item_token_offsets_ = np.concatenate([self.item_token_offsets_, self.item_token_offsets_[-1] + off[2:]])
+            self.item_tokens_ = np.concatenate([self.item_tokens_, tok])
+        self._build_lookups()
+        self._grow(n_old, len(new))
+        return self
+
+    def _grow(self, n_old: int, n_new: int) -> None:
+        """Hook: extend the model's item tables by ``n_new`` items (default: nothing to grow)."""
 
     def _build_lookups(self) -> None:
         self._item_index = {i: n + 1 for n, i in enumerate(self.item_ids_)}
@@ -322,8 +369,10 @@ class SequentialRecommender(Estimator):
     def _artifact(self) -> tuple[dict, dict, dict]:
         params, tensors = self._state()
         tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_, "pop": self.pop_,
-                   "item_prices": self.item_prices_, "item_costs": self.item_costs_}
+                   "item_prices": self.item_prices_, "item_costs": self.item_costs_,
+                   "item_token_offsets": self.item_token_offsets_, "item_tokens": self.item_tokens_}
         meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_, "temperature": self.temperature_,
+                "feature_vocab": self.feature_vocab_,
                 "item_categories": self.item_categories_, "fit_info": getattr(self, "fit_info_", {})}
         return params, tensors, meta
 
@@ -336,6 +385,10 @@ class SequentialRecommender(Estimator):
         self.item_prices_ = np.asarray(md.tensors.get("item_prices", unknown))
         self.item_costs_ = np.asarray(md.tensors.get("item_costs", unknown))
         self.temperature_ = float(md.meta.get("temperature", 1.0))
+        self.feature_vocab_ = md.meta.get("feature_vocab", [])
+        empty = np.zeros(0, np.int64)
+        self.item_token_offsets_ = np.asarray(md.tensors.get("item_token_offsets", empty))
+        self.item_tokens_ = np.asarray(md.tensors.get("item_tokens", empty))
         self.hist_indptr_, self.hist_items_ = md.tensors["hist_indptr"], md.tensors["hist_items"]
         if "pop" in md.tensors:
             self.pop_ = md.tensors["pop"]

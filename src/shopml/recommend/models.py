@@ -39,6 +39,7 @@ from shopml.data.sequences import pad_left
 from shopml.errors import ConfigError
 from shopml.evaluation.protocols import evaluate
 from shopml.recommend.base import SequentialRecommender, append_targets
+from shopml.recommend.losses import chunked_cross_entropy, distinct_history
 from shopml.recommend.nets import Caser, SASRec
 from shopml.training import IndexBatches, TrainConfig, train
 
@@ -55,11 +56,30 @@ class _NeuralRecommender(SequentialRecommender):
                            lr_decay=0.3, max_decays=getattr(self, "lr_decays", 0),
                            max_seconds=self.max_seconds)
 
+    def _n_tokens(self) -> int:
+        return len(self.feature_vocab_)
+
+    def _set_tokens(self, net) -> None:
+        """Hand the item token bags to every item table of ``net``."""
+        if self._n_tokens():
+            off, tok = torch.from_numpy(self.item_token_offsets_), torch.from_numpy(self.item_tokens_)
+            for table in self._tables(net):
+                table.set_tokens(off, tok)
+
+    def _grow(self, n_old: int, n_new: int) -> None:
+        off = torch.from_numpy(self.item_token_offsets_) if self._n_tokens() else None
+        tok = torch.from_numpy(self.item_tokens_) if self._n_tokens() else None
+        for table in self._tables(self.net_):
+            table.grow(n_new, off, tok)
+        self.net_.n_items = self.n_items_
+        self.net_.eval()
+
     def _fit_indices(self, indptr, items, valid_targets) -> dict:
         if self.loss not in ("ce", "sampled"):
             raise ConfigError(f"loss must be 'ce' or 'sampled', got {self.loss!r}")
         torch.manual_seed(self.seed)
         self.net_ = self._build_net(len(indptr) - 1)
+        self._set_tokens(self.net_)
         batches = self._training_tensors(indptr, items)
         validate = None
         if valid_targets is not None:
@@ -87,12 +107,17 @@ class _NeuralRecommender(SequentialRecommender):
                       checkpoint_dir=None if self.checkpoint_dir is None else str(Path(self.checkpoint_dir) / "refit"))
         return train(self.net_, self._loss, self._training_tensors(p2, i2), config=cfg).seconds
 
-    def _logits(self, net, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """CE loss of states ``h [T, d]`` against ``targets [T]`` (full or sampled softmax)."""
-        w, b = self._output_weights(net)
+    def _logits(self, net, h: torch.Tensor, targets: torch.Tensor, w=None, repeat=None) -> torch.Tensor:
+        """CE loss of states ``h [T, d]`` against ``targets [T]`` (full or sampled softmax);
+        ``w`` the output item table when the caller has it, ``repeat`` the ``(distinct
+        history [T, L], gate [T])`` of the repeat head (full CE only). The full softmax runs in
+        row chunks (:func:`~shopml.recommend.losses.chunked_cross_entropy`), so its memory is
+        one chunk's logits, not the batch's."""
+        w0, b = self._output_weights(net)
+        w = w0 if w is None else w
         if self.loss == "ce":
-            logits = h @ w[1:].T + (b[1:] if b is not None else 0.0)
-            return F.cross_entropy(logits, targets - 1)
+            idx, gate = repeat if repeat is not None else (None, None)
+            return chunked_cross_entropy(h, w[1:], None if b is None else b[1:], targets - 1, idx, gate)
         neg = torch.randint(1, self.n_items_ + 1, (self.n_negatives,))
         pos = (h * w[targets]).sum(1, keepdim=True) + (b[targets, None] if b is not None else 0.0)
         negl = h @ w[neg].T + (b[neg] if b is not None else 0.0)
@@ -107,9 +132,16 @@ class _NeuralRecommender(SequentialRecommender):
         return {"n_users_net": self.n_users_net_}, {f"net.{k}": v for k, v in self.net_.state_dict().items()}
 
     def _restore(self, params, tensors):
+        if hasattr(self, "repeat_head") and "net.repeat.weight" not in tensors:
+            self.repeat_head = False  # folders saved before the repeat head
         self.n_users_net_ = params.get("n_users_net", 0)
         self.net_ = self._build_net(self.n_users_net_)
-        self.net_.load_state_dict({k[4:]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("net.")})
+        self._set_tokens(self.net_)
+        sd = {k[4:]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith("net.")}
+        for name in ("item_emb", "out_emb"):  # folders saved before item tables had features
+            if f"{name}.weight" in sd:
+                sd[f"{name}.id_emb.weight"] = sd.pop(f"{name}.weight")
+        self.net_.load_state_dict(sd)
         self.net_.eval()
 
 
@@ -128,10 +160,13 @@ class SASRecRecommender(_NeuralRecommender):
                  batch_size: int = 256, patience: int = 3, lr_decays: int = 1, loss: str = "ce",
                  n_negatives: int = 1024, seed: int = 0, threads: int | None = 2, checkpoint_dir: str | None = None,
                  progress: bool = True,
-                 max_seconds: float | None = None, refit_epochs: int = 2):
+                 max_seconds: float | None = None, refit_epochs: int = 2, repeat_head: bool = True,
+                 id_dropout: float = 0.1):
         self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
         self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
         self.lr_decays = lr_decays  # plateaus that restore the best weights and cut lr by 0.3x
+        self.repeat_head = repeat_head  # learned logit for items already in the history
+        self.id_dropout = id_dropout  # with item features: share of id embeddings dropped per step
         self.dim, self.max_len, self.n_layers, self.n_heads, self.dropout = dim, max_len, n_layers, n_heads, dropout
         self.epochs, self.lr, self.weight_decay, self.batch_size, self.patience = (
             epochs, lr, weight_decay, batch_size, patience)
@@ -140,7 +175,12 @@ class SASRecRecommender(_NeuralRecommender):
 
     def _build_net(self, n_users: int) -> SASRec:
         self.n_users_net_ = 0  # SASRec has no user embedding
-        return SASRec(self.n_items_, self.dim, self.max_len, self.n_layers, self.n_heads, self.dropout)
+        return SASRec(self.n_items_, self.dim, self.max_len, self.n_layers, self.n_heads, self.dropout,
+                      n_tokens=self._n_tokens(), id_dropout=self.id_dropout, repeat=self.repeat_head)
+
+    @staticmethod
+    def _tables(net):
+        return [net.item_emb]
 
     def _training_tensors(self, indptr, items) -> IndexBatches:
         """One row per user with >= 2 items: inputs = items[:-1], targets = items[1:], both
@@ -157,12 +197,19 @@ class SASRecRecommender(_NeuralRecommender):
         inp, tgt, n = batch
         width = int(n.max())  # trim the batch to its longest sequence (bucketed batches)
         inp, tgt = inp[:, -width:], tgt[:, -width:]
-        h = net.encode(inp)
+        table = net.item_emb()  # once per step: with features it is an EmbeddingBag pass
+        h = net.encode(inp, table)
         keep = tgt != 0  # logits only where there is a target
-        return self._logits(net, h[keep], tgt[keep])
+        h = h[keep]
+        repeat = None
+        if net.repeat is not None and self.loss == "ce":
+            # The history of the target at position t is inputs 0..t of its row.
+            prefix = inp[:, None, :] * torch.ones(width, width, dtype=torch.bool).tril()
+            repeat = (distinct_history(prefix[keep]), net.repeat(h)[:, 0])
+        return self._logits(net, h, tgt[keep], w=table, repeat=repeat)
 
     def _output_weights(self, net):
-        return net.item_emb.weight, None  # tied input/output embeddings
+        return net.item_emb(), None  # tied input/output embeddings
 
     def _net_score(self, net, hist, users):
         return net.score(hist[:, -self.max_len :])
@@ -185,9 +232,10 @@ class CaserRecommender(_NeuralRecommender):
                  epochs: int = 100, lr: float = 2e-3, weight_decay: float = 0.0, batch_size: int = 256,
                  patience: int = 3, loss: str = "ce", n_negatives: int = 1024, seed: int = 0,
                  threads: int | None = 2, checkpoint_dir: str | None = None, progress: bool = True,
-                 max_seconds: float | None = None, refit_epochs: int = 2):
+                 max_seconds: float | None = None, refit_epochs: int = 2, id_dropout: float = 0.1):
         self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
         self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
+        self.id_dropout = id_dropout  # with item features: share of id embeddings dropped per step
         self.dim, self.L, self.n_h, self.n_v, self.dropout = dim, L, n_h, n_v, dropout
         self.epochs, self.lr, self.weight_decay, self.batch_size, self.patience = (
             epochs, lr, weight_decay, batch_size, patience)
@@ -196,7 +244,20 @@ class CaserRecommender(_NeuralRecommender):
 
     def _build_net(self, n_users: int) -> Caser:
         self.n_users_net_ = n_users
-        return Caser(self.n_items_, n_users, self.dim, self.L, self.n_h, self.n_v, self.dropout)
+        return Caser(self.n_items_, n_users, self.dim, self.L, self.n_h, self.n_v, self.dropout,
+                     n_tokens=self._n_tokens(), id_dropout=self.id_dropout)
+
+    @staticmethod
+    def _tables(net):
+        return [net.item_emb, net.out_emb]
+
+    def _grow(self, n_old: int, n_new: int) -> None:
+        super()._grow(n_old, n_new)
+        old = self.net_.out_bias.weight.data
+        self.net_.out_bias = torch.nn.Embedding(old.shape[0] + n_new, 1)
+        with torch.no_grad():  # a new item starts at the mean bias: no evidence either way
+            self.net_.out_bias.weight[: old.shape[0]] = old
+            self.net_.out_bias.weight[old.shape[0] :] = old[1:].mean()
 
     def _training_tensors(self, indptr, items) -> IndexBatches:
         """One sample per event after a user's first: the previous ``L`` items, user row, target."""
@@ -213,7 +274,7 @@ class CaserRecommender(_NeuralRecommender):
         return self._logits(net, net.encode(window, users), tgt)
 
     def _output_weights(self, net):
-        return net.out_emb.weight, net.out_bias.weight[:, 0]
+        return net.out_emb(), net.out_bias.weight[:, 0]
 
     def _net_score(self, net, hist, users):
         users = torch.where(users <= self.n_users_net_, users, torch.zeros_like(users))

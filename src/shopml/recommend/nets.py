@@ -20,7 +20,68 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SASRec", "Caser"]
+__all__ = ["SASRec", "Caser", "ItemTable"]
+
+
+class ItemTable(nn.Module):
+    """Item vectors ``[n_items + 1, dim]``: an id embedding plus, with item features, the mean
+    embedding of each item's tokens (:class:`shopml.data.features.ItemFeatures`).
+
+    An item with features but no interactions (a cold-start item, added by :meth:`grow`) has a
+    zero id row, so its vector is its features alone. ``id_dropout`` drops the id part of a
+    random share of items in each training forward, which teaches the feature part to stand on
+    its own. Row 0 is padding (zero).
+
+    Example:
+        >>> t = ItemTable(3, 4, n_tokens=2)
+        >>> t.set_tokens(torch.tensor([0, 0, 1, 2, 2]), torch.tensor([1, 2]))
+        >>> t().shape
+        torch.Size([4, 4])
+    """
+
+    def __init__(self, n_items: int, dim: int, n_tokens: int = 0, id_dropout: float = 0.0, std: float = 0.02):
+        super().__init__()
+        self.n_tokens, self.id_dropout, self.std = n_tokens, id_dropout, std
+        self.id_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        nn.init.normal_(self.id_emb.weight, std=std)
+        with torch.no_grad():
+            self.id_emb.weight[0].zero_()
+        if n_tokens:
+            self.tok_emb = nn.EmbeddingBag(n_tokens + 1, dim, mode="mean", padding_idx=0)
+            nn.init.normal_(self.tok_emb.weight, std=std)
+            # Not in the state dict: the estimator stores the token bags once and hands them over.
+            self.register_buffer("offsets", torch.zeros(n_items + 2, dtype=torch.long), persistent=False)
+            self.register_buffer("tokens", torch.zeros(0, dtype=torch.long), persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self()
+
+    def set_tokens(self, offsets: torch.Tensor, tokens: torch.Tensor) -> None:
+        """CSR token bags for rows 0..n_items (``offsets`` has n_items + 2 entries)."""
+        self.offsets, self.tokens = offsets.long(), tokens.long()
+
+    def forward(self) -> torch.Tensor:
+        w = self.id_emb.weight
+        if not self.n_tokens:
+            return w
+        if self.training and self.id_dropout > 0:
+            keep = (torch.rand(w.shape[0], 1, device=w.device) >= self.id_dropout).to(w.dtype)
+            w = w * keep
+        return w + self.tok_emb(self.tokens, self.offsets[:-1])
+
+    def grow(self, n_new: int, offsets: torch.Tensor | None = None, tokens: torch.Tensor | None = None) -> None:
+        """Append ``n_new`` items with zero id rows (and their token bags: the full new CSR)."""
+        old = self.id_emb.weight.data
+        emb = nn.Embedding(old.shape[0] + n_new, old.shape[1], padding_idx=0)
+        with torch.no_grad():
+            emb.weight.zero_()
+            emb.weight[: old.shape[0]] = old
+        self.id_emb = emb
+        if self.n_tokens and offsets is not None:
+            self.set_tokens(offsets, tokens)
+        elif self.n_tokens:
+            self.offsets = torch.cat([self.offsets, self.offsets[-1:].expand(n_new)])
 
 
 class _Block(nn.Module):
@@ -61,25 +122,31 @@ class SASRec(nn.Module):
     """
 
     def __init__(self, n_items: int, dim: int = 64, max_len: int = 50, n_layers: int = 2, n_heads: int = 1,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, n_tokens: int = 0, id_dropout: float = 0.0, repeat: bool = False):
         super().__init__()
         self.n_items, self.max_len = n_items, max_len
-        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.item_emb = ItemTable(n_items, dim, n_tokens, id_dropout)
+        # The repeat gate: a per-state logit added to every item already in the history, so
+        # "buy it again" is learned apart from "similar to what you have" (tied embeddings
+        # otherwise rank history items near the top, which is what protocol B punishes).
+        self.repeat = nn.Linear(dim, 1) if repeat else None
         self.pos_emb = nn.Embedding(max_len, dim)
         self.emb_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(_Block(dim, n_heads, dropout) for _ in range(n_layers))
         self.ln = nn.LayerNorm(dim)
-        nn.init.normal_(self.item_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
+        if self.repeat is not None:
+            nn.init.zeros_(self.repeat.weight)
+            nn.init.zeros_(self.repeat.bias)
 
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:
-        """States ``[B, L, dim]`` of a left-padded history ``[B, L]`` (L <= max_len)."""
+    def encode(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """States ``[B, L, dim]`` of a left-padded history ``[B, L]`` (L <= max_len);
+        ``table`` is ``item_emb()`` when the caller already has it."""
         seq = seq[:, -self.max_len :]
         t = seq.shape[1]
+        table = self.item_emb() if table is None else table
         pos = torch.arange(self.max_len - t, self.max_len, device=seq.device)
-        x = self.item_emb(seq) * math.sqrt(self.item_emb.embedding_dim) + self.pos_emb(pos)
+        x = table[seq] * math.sqrt(table.shape[1]) + self.pos_emb(pos)
         x = self.emb_drop(x)
         keep = seq != 0
         causal = torch.ones(t, t, dtype=torch.bool, device=seq.device).tril()
@@ -91,9 +158,16 @@ class SASRec(nn.Module):
         return self.ln(x) * keep[..., None]
 
     def score(self, seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        """Next-item scores ``[B, n_items + 1]`` after each history (column 0 = ``-inf``)."""
-        h = self.encode(seq)[:, -1]
-        s = h @ self.item_emb.weight.T
+        """Next-item scores ``[B, n_items + 1]`` after each history (column 0 = ``-inf``);
+        with the repeat gate, the history's items (all of ``seq``, not only the last
+        ``max_len``) get the gate's logit on top."""
+        table = self.item_emb()
+        h = self.encode(seq, table)[:, -1]
+        s = h @ table.T
+        if self.repeat is not None:
+            seen = torch.zeros_like(s, dtype=torch.bool).scatter_(1, seq, True)
+            seen[:, 0] = False
+            s = s + seen * self.repeat(h)
         s[:, 0] = float("-inf")
         return s
 
@@ -112,23 +186,20 @@ class Caser(nn.Module):
     """
 
     def __init__(self, n_items: int, n_users: int, dim: int = 64, L: int = 10, n_h: int = 16, n_v: int = 4,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, n_tokens: int = 0, id_dropout: float = 0.0):
         super().__init__()
         self.n_items, self.L = n_items, L
-        self.item_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.item_emb = ItemTable(n_items, dim, n_tokens, id_dropout, std=1.0 / dim)
         self.user_emb = nn.Embedding(n_users + 1, dim, padding_idx=0)
         self.conv_v = nn.Conv2d(1, n_v, (L, 1))
         self.conv_h = nn.ModuleList(nn.Conv2d(1, n_h, (h, dim)) for h in range(1, L + 1))
         self.fc = nn.Linear(n_v * dim + n_h * L, dim)
         self.drop = nn.Dropout(dropout)
-        self.out_emb = nn.Embedding(n_items + 1, 2 * dim)
+        self.out_emb = ItemTable(n_items, 2 * dim, n_tokens, id_dropout, std=1.0 / (2 * dim))
         self.out_bias = nn.Embedding(n_items + 1, 1)
-        nn.init.normal_(self.item_emb.weight, std=1.0 / dim)
         nn.init.normal_(self.user_emb.weight, std=1.0 / dim)
-        nn.init.normal_(self.out_emb.weight, std=1.0 / (2 * dim))
         nn.init.zeros_(self.out_bias.weight)
         with torch.no_grad():
-            self.item_emb.weight[0].zero_()
             self.user_emb.weight[0].zero_()
 
     def encode(self, seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
@@ -136,7 +207,7 @@ class Caser(nn.Module):
         seq = seq[:, -self.L :]
         if seq.shape[1] < self.L:
             seq = F.pad(seq, (self.L - seq.shape[1], 0))
-        e = self.item_emb(seq).unsqueeze(1)  # [B, 1, L, d]
+        e = self.item_emb()[seq].unsqueeze(1)  # [B, 1, L, d]
         v = self.conv_v(e).flatten(1)
         hs = [F.relu(conv(e).squeeze(3)).amax(2) for conv in self.conv_h]
         z = F.relu(self.fc(self.drop(torch.cat([v, *hs], 1))))
@@ -145,7 +216,7 @@ class Caser(nn.Module):
         return torch.cat([z, self.user_emb(users)], 1)
 
     def logits(self, q: torch.Tensor) -> torch.Tensor:
-        return q @ self.out_emb.weight.T + self.out_bias.weight.T
+        return q @ self.out_emb().T + self.out_bias.weight.T
 
     def score(self, seq: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
         s = self.logits(self.encode(seq, users))
