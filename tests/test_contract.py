@@ -17,7 +17,7 @@ from shopml.intent.estimator import PurchaseIntentModel
 from shopml.intent.tabular import IntentClassifier
 from shopml.pricing.demand import NeuralDemand
 from shopml.pricing.loglinear import LogLinearDemand
-from shopml.recommend.baselines import ItemKNN, Markov, MostPopular, Repurchase
+from shopml.recommend.baselines import CategoryPopularity, ItemKNN, Markov, MostPopular, Repurchase
 from shopml.recommend.models import CaserRecommender, SASRecRecommender
 from shopml.sessions.baselines import MarkovRecommender, PopularityRecommender, VSKNNRecommender
 from shopml.sessions.estimator import SessionRecommender
@@ -29,6 +29,7 @@ COVERED = {
     ItemKNN: (ItemKNN(), "recommender"),
     Markov: (Markov(), "recommender"),
     Repurchase: (Repurchase(), "recommender"),
+    CategoryPopularity: (CategoryPopularity(), "recommender"),
     SASRecRecommender: (SASRecRecommender(dim=8, epochs=2, batch_size=32, progress=False, threads=1), "recommender"),
     CaserRecommender: (CaserRecommender(dim=8, L=3, n_h=2, n_v=1, epochs=2, batch_size=32, progress=False, threads=1),
                        "recommender"),

@@ -211,6 +211,14 @@ def check_recommender(factory, tmp_dir) -> None:
     u = torch.tensor([1, 0]) if model.serves_known_users else torch.tensor([0, 0])
     assert torch.equal(model.score_batch(h, u), loaded.score_batch(h, u)), "load must restore identical scores"
     assert loaded.recommend(users, k=5, exclude_seen=True) == recs
+    # Items added after fit (cold start) are eligible, and survive a save/load.
+    loaded.add_items(["new-1", "new-2", "i1"])
+    assert loaded.n_items_ == seqs.n_items + 2, "add_items skips known items"
+    every = {r["item_id"] for r in loaded.recommend([hist], k=seqs.n_items + 2, exclude_seen=False)[0]}
+    assert {"new-1", "new-2"} <= every, "added items must be eligible"
+    loaded.save(Path(tmp_dir) / "grown")
+    grown = type(model).load(Path(tmp_dir) / "grown")
+    assert torch.equal(loaded.score_batch(h, u), grown.score_batch(h, u)), "a grown model must load identically"
 
 
 def planted_split(n_users: int = 400, n_items: int = 120, seed: int = 0):

@@ -192,3 +192,36 @@ def memory_cmd(
     torch.set_num_threads(threads)
     res = run_memory(n_items, n_users)
     write_benchmark(out, res.dataset, res.rows, res.extra)
+
+
+@benchmark_app.command("cold-start")
+def cold_start_cmd(
+    data: Path = typer.Option(..., "--data", help="Beauty-format file (or an event file)"),
+    item_features: Path = typer.Option(..., "--item-features", help="item side features (JSON, Parquet or CSV)"),
+    out: Path = typer.Option(..., "--out"),
+    new_items: float = typer.Option(0.1, "--new-items", help="share of items held out of training"),
+    models: str = typer.Option("sasrec,caser,category-pop,random", "--models"),
+    threads: int = typer.Option(2, "--threads"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="cap epochs (for quick runs)"),
+    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="training wall-time budget per model"),
+):
+    """Hold out a share of the items and all their interactions, add them back with their
+    features only, and score the test targets that are new items."""
+    from shopml.benchmarks.cold_start import COLD_MODELS, run_cold_start
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    check_input(data)
+    check_input(item_features)
+    check_out(out)
+    for n in names:
+        if n not in COLD_MODELS:
+            raise ConfigError(f"unknown model {n!r}; choose from {', '.join(COLD_MODELS)}")
+    if not 0 < new_items < 1:
+        raise ConfigError(f"--new-items must be between 0 and 1, got {new_items}")
+    import torch
+
+    torch.set_num_threads(threads)
+    with show_progress():
+        res = run_cold_start(data, item_features, new_items=new_items, models=names, threads=threads,
+                             epochs=epochs, max_seconds=max_seconds)
+    write_benchmark(out, res.dataset, res.rows, res.extra)

@@ -160,4 +160,8 @@ def read_item_features(path: str | Path, n_buckets: int = 8) -> ItemFeatures:
             return ItemFeatures.from_frame(pl.read_csv(path, infer_schema_length=10000), n_buckets=n_buckets)
     except (json.JSONDecodeError, pl.exceptions.PolarsError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read item features: {str(e).splitlines()[0]}", path=path) from None
+    except DataError as e:
+        if e.path is None:  # a frame-level problem: name the file
+            raise DataError(e.reason, path=path, column=e.column) from None
+        raise
     raise DataError(f"item features must be .json, .parquet or .csv, got {suffix or 'no suffix'!r}", path=path)

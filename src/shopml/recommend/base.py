@@ -159,12 +159,15 @@ class SequentialRecommender(Estimator):
         n_old = self.n_items_
         self.item_ids_ = self.item_ids_ + new
         self.n_items_ = len(self.item_ids_)
-        self.pop_ = np.concatenate([self.pop_, np.zeros(len(new))])
+        if isinstance(self.pop_, torch.Tensor):  # baselines keep popularity as a tensor
+            self.pop_ = torch.cat([self.pop_, torch.zeros(len(new), dtype=self.pop_.dtype)])
+        else:
+            self.pop_ = np.concatenate([self.pop_, np.zeros(len(new))])
         cats, prices = item_categories or {}, item_prices or {}
         self.item_categories_ = list(self.item_categories_) + [str(cats.get(i, "")) for i in new]
         self.item_prices_ = np.concatenate([self.item_prices_, [float(prices.get(i, np.nan)) for i in new]])
         self.item_costs_ = np.concatenate([self.item_costs_, np.full(len(new), np.nan)])
-        if self.feature_vocab_:
+        if getattr(self, "feature_vocab_", []):
             from shopml.data.features import ItemFeatures
 
             vocab = ItemFeatures({}, self.feature_vocab_)
@@ -193,6 +196,11 @@ class SequentialRecommender(Estimator):
             users = torch.zeros(hist.shape[0], dtype=torch.long)
         with torch.no_grad():
             s = self._score(hist.long(), users.long()).float()
+        if s.shape[1] < self.n_items_ + 1:
+            # Items added after fit (add_items) that this model cannot score: ranked after
+            # every item it knows, still eligible, so k items come back when k are eligible.
+            low = s[:, 1:].masked_fill(~torch.isfinite(s[:, 1:]), float("inf")).amin(1, keepdim=True) - 1.0
+            s = torch.cat([s, low.expand(-1, self.n_items_ + 1 - s.shape[1])], 1)
         s[:, 0] = float("-inf")
         if self.popularity_fallback:
             fb = self._fallback_rows(hist, s)
@@ -370,9 +378,10 @@ class SequentialRecommender(Estimator):
         params, tensors = self._state()
         tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_, "pop": self.pop_,
                    "item_prices": self.item_prices_, "item_costs": self.item_costs_,
-                   "item_token_offsets": self.item_token_offsets_, "item_tokens": self.item_tokens_}
+                   "item_token_offsets": getattr(self, "item_token_offsets_", np.zeros(0, np.int64)),
+                   "item_tokens": getattr(self, "item_tokens_", np.zeros(0, np.int64))}
         meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_, "temperature": self.temperature_,
-                "feature_vocab": self.feature_vocab_,
+                "feature_vocab": getattr(self, "feature_vocab_", []),
                 "item_categories": self.item_categories_, "fit_info": getattr(self, "fit_info_", {})}
         return params, tensors, meta
 

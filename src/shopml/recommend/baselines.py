@@ -18,7 +18,7 @@ import torch
 
 from shopml.recommend.base import SequentialRecommender
 
-__all__ = ["MostPopular", "ItemKNN", "Markov", "Repurchase"]
+__all__ = ["MostPopular", "ItemKNN", "Markov", "Repurchase", "CategoryPopularity"]
 
 _TIE = 1e-6
 
@@ -206,3 +206,66 @@ class Repurchase(SequentialRecommender):
     def _restore(self, params, tensors):
         self.recency = params.get("recency", self.recency)
         self.pop_ = torch.from_numpy(tensors["pop"])
+
+
+class CategoryPopularity(SequentialRecommender):
+    """Popularity within the user's categories: the cold-start baseline.
+
+    An item scores ``(1 + a) x pop``, where ``a`` counts how many of the item's feature tokens
+    (categories, brands, attributes: :class:`~shopml.data.features.ItemFeatures`) the history's
+    items carry, and ``pop`` is the item's training count. An item added after fit
+    (:meth:`add_items`) has no count of its own, so it gets the mean count of the trained items
+    that share a token with it: the popularity an item of its kind can expect. Without item
+    features it is :class:`MostPopular`.
+
+    Example:
+        >>> from shopml.data.features import ItemFeatures
+        >>> from shopml.recommend.base import sequences_from_lists
+        >>> f = ItemFeatures.from_mapping({"a": ["x"], "b": ["y"], "c": ["y"], "n": ["x"]})
+        >>> m = CategoryPopularity().fit(sequences_from_lists([["a", "b"], ["c", "b"], ["a"]]), item_features=f)
+        >>> [r["item_id"] for r in m.add_items(["n"], f).recommend([["a"]], k=2)[0]]  # n: (1 + 1) x 2
+        ['n', 'b']
+    """
+
+    kind = "recommend.category_pop"
+
+    def __init__(self):
+        pass
+
+    def _fit_indices(self, indptr, items, valid_targets) -> dict:
+        self.pop_ = torch.from_numpy(_popularity(items, self.n_items_))
+        self._tokens()
+        return {}
+
+    def _tokens(self) -> None:
+        """The sparse item x token matrix ``[n + 1, V + 1]`` (binary)."""
+        off = np.asarray(self.item_token_offsets_ if len(self.item_token_offsets_) else np.zeros(self.n_items_ + 2))
+        rows = np.repeat(np.arange(len(off) - 1), np.diff(off).astype(np.int64))
+        n_tok = len(self.feature_vocab_) + 1
+        self.m_ = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.asarray(self.item_tokens_, np.int64))),
+                                shape=(self.n_items_ + 1, n_tok))
+
+    def _grow(self, n_old: int, n_new: int) -> None:
+        self._tokens()
+        m = self.m_
+        old = m[1 : n_old + 1]
+        tok_mean = np.asarray(old.T @ self.pop_[1 : n_old + 1].numpy()).ravel() / np.maximum(
+            np.asarray(old.sum(0)).ravel(), 1.0)  # mean count of the trained items per token
+        new = m[n_old + 1 :]
+        share = np.asarray(new.sum(1)).ravel()
+        guess = np.asarray(new @ tok_mean).ravel() / np.maximum(share, 1.0)
+        self.pop_[n_old + 1 :] = torch.from_numpy(guess.astype(np.float32))
+
+    def _score(self, hist, users):
+        h = hist.numpy()
+        rows, cols = np.nonzero(h)
+        q = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, h[rows, cols])), shape=(len(h), self.n_items_ + 1))
+        affinity = np.asarray(((q @ self.m_) @ self.m_.T).todense(), dtype=np.float32)
+        return torch.from_numpy(1.0 + affinity) * (self.pop_ + _TIE)
+
+    def _state(self):
+        return {}, {"pop": self.pop_}
+
+    def _restore(self, params, tensors):
+        self.pop_ = torch.from_numpy(tensors["pop"])
+        self._tokens()

@@ -10,8 +10,9 @@ respect to the states, the item weights, the bias and the repeat gate in the sam
 gradients, so the peak is one chunk's logits. The result equals ``F.cross_entropy`` of the full
 logits to float rounding (tests check values and gradients).
 
-The optional *repeat term* adds ``gate[t]`` to the logit of every distinct item in row ``t``'s
-history (``repeat_idx``, 0-based item indices, -1 = none): the history-aware head of SASRec.
+The optional *repeat term* adds ``repeat_val[t, j]`` to the logit of item ``repeat_idx[t, j]``
+(0-based, -1 = none), one entry per distinct item of row ``t``'s history: the history-aware
+head of SASRec (:func:`repeat_features` gives the entries and what the head sees of them).
 
 Example:
     >>> import torch
@@ -26,19 +27,19 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["chunked_cross_entropy", "distinct_history"]
+__all__ = ["chunked_cross_entropy", "repeat_features"]
 
 
 class _ChunkedCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, w, b, targets, repeat_idx, gate, max_elements: int):
+    def forward(ctx, h, w, b, targets, repeat_idx, repeat_val, max_elements: int):
         n_rows, n_items = h.shape[0], w.shape[0]
         step = max(1, max_elements // max(n_items, 1))
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dh = torch.zeros_like(h) if need_h else None
         dw = torch.zeros_like(w) if need_w else None
         db = torch.zeros_like(b) if b is not None and ctx.needs_input_grad[2] else None
-        dg = torch.zeros_like(gate) if gate is not None and ctx.needs_input_grad[5] else None
+        dg = torch.zeros_like(repeat_val) if repeat_val is not None and ctx.needs_input_grad[5] else None
         total = h.new_zeros(())
         scale = 1.0 / max(n_rows, 1)
         for s in range(0, n_rows, step):
@@ -46,10 +47,9 @@ class _ChunkedCE(torch.autograd.Function):
             logits = hc @ w.T
             if b is not None:
                 logits += b
-            if gate is not None:
+            if repeat_val is not None:
                 idx = repeat_idx[s : s + step]
-                add = gate[s : s + step, None].expand_as(idx).masked_fill(idx < 0, 0.0)
-                logits.scatter_add_(1, idx.clamp(min=0), add)
+                logits.scatter_add_(1, idx.clamp(min=0), repeat_val[s : s + step].masked_fill(idx < 0, 0.0))
             lse = torch.logsumexp(logits, dim=1)
             total += (lse - logits.gather(1, tc[:, None])[:, 0]).sum()
             grad = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
@@ -62,7 +62,7 @@ class _ChunkedCE(torch.autograd.Function):
             if db is not None:
                 db += grad.sum(0)
             if dg is not None:
-                dg[s : s + step] = (grad.gather(1, idx.clamp(min=0)) * (idx >= 0)).sum(1)
+                dg[s : s + step] = grad.gather(1, idx.clamp(min=0)) * (idx >= 0)
         ctx.save_for_backward(*(g if g is not None else torch.empty(0) for g in (dh, dw, db, dg)))
         ctx.has = (dh is not None, dw is not None, db is not None, dg is not None)
         return total * scale
@@ -75,25 +75,41 @@ class _ChunkedCE(torch.autograd.Function):
 
 
 def chunked_cross_entropy(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, targets: torch.Tensor,
-                          repeat_idx: torch.Tensor | None = None, gate: torch.Tensor | None = None, *,
+                          repeat_idx: torch.Tensor | None = None, repeat_val: torch.Tensor | None = None, *,
                           max_elements: int = 1 << 23) -> torch.Tensor:
     """Mean cross-entropy of logits ``h @ w.T + b`` (+ the repeat term) against ``targets``
     (0-based columns), ``max_elements`` logits at a time. ``h [T, d]``, ``w [N, d]``, ``b [N]``
-    or None, ``repeat_idx [T, L]`` (-1 = none) with ``gate [T]``, or both None."""
-    if (repeat_idx is None) != (gate is None):
-        raise ValueError("repeat_idx and gate go together")
-    return _ChunkedCE.apply(h, w, b, targets, repeat_idx, gate, int(max_elements))
+    or None; ``repeat_idx [T, L]`` (distinct per row, -1 = none) with ``repeat_val [T, L]``,
+    or both None."""
+    if (repeat_idx is None) != (repeat_val is None):
+        raise ValueError("repeat_idx and repeat_val go together")
+    return _ChunkedCE.apply(h, w, b, targets, repeat_idx, repeat_val, int(max_elements))
 
 
-def distinct_history(prefix: torch.Tensor) -> torch.Tensor:
-    """Each row's distinct non-zero item indices, 0-based, padded with -1 (duplicates and the
-    0 padding become -1), for the repeat term. ``prefix [T, L]`` holds 1-based items.
+def repeat_features(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct items of each history window and what the repeat head knows of them.
+
+    ``window [T, L]`` holds 1-based items, right-aligned (the last column is the most recent
+    item, 0 = padding). Returns ``idx [T, L]``: each distinct item once, 0-based, at the column
+    of its last occurrence (-1 elsewhere), and ``feats [T, L, 3]``: a constant 1, the log of its
+    count in the window, and its recency ``1 / (1 + steps since its last occurrence)``. The
+    head turns these into one logit per history item, so "how often" and "how lately" are
+    learned, not hand-set as in the re-buy baseline.
 
     Example:
-        >>> distinct_history(torch.tensor([[0, 3, 3, 1]])).tolist()
-        [[-1, 0, 2, -1]]
+        >>> idx, f = repeat_features(torch.tensor([[0, 3, 5, 3]]))
+        >>> idx.tolist()
+        [[-1, -1, 4, 2]]
+        >>> [round(x, 3) for x in f[0, 3].tolist()], [round(x, 3) for x in f[0, 2].tolist()]
+        ([1.0, 0.693, 1.0], [1.0, 0.0, 0.5])
     """
-    s, _ = prefix.sort(dim=1)
-    dup = torch.zeros_like(s, dtype=torch.bool)
-    dup[:, 1:] = s[:, 1:] == s[:, :-1]
-    return torch.where(dup | (s == 0), torch.full_like(s, -1), s - 1)
+    t, width = window.shape
+    same = (window[:, :, None] == window[:, None, :]) & (window[:, :, None] > 0)
+    count = same.sum(2)
+    later = torch.ones(width, width, dtype=torch.bool, device=window.device).triu(1)
+    last = (window > 0) & ~(same & later).any(2)  # no later occurrence in the window
+    idx = torch.where(last, window - 1, torch.full_like(window, -1))
+    recency = 1.0 / (width - torch.arange(width, device=window.device, dtype=torch.float32))
+    feats = torch.stack([last.float(), torch.log(count.clamp(min=1).float()) * last,
+                         recency.expand(t, width) * last], dim=2)
+    return idx, feats

@@ -39,7 +39,7 @@ from shopml.data.sequences import pad_left
 from shopml.errors import ConfigError
 from shopml.evaluation.protocols import evaluate
 from shopml.recommend.base import SequentialRecommender, append_targets
-from shopml.recommend.losses import chunked_cross_entropy, distinct_history
+from shopml.recommend.losses import chunked_cross_entropy
 from shopml.recommend.nets import Caser, SASRec
 from shopml.training import IndexBatches, TrainConfig, train
 
@@ -109,15 +109,15 @@ class _NeuralRecommender(SequentialRecommender):
 
     def _logits(self, net, h: torch.Tensor, targets: torch.Tensor, w=None, repeat=None) -> torch.Tensor:
         """CE loss of states ``h [T, d]`` against ``targets [T]`` (full or sampled softmax);
-        ``w`` the output item table when the caller has it, ``repeat`` the ``(distinct
-        history [T, L], gate [T])`` of the repeat head (full CE only). The full softmax runs in
+        ``w`` the output item table when the caller has it, ``repeat`` the repeat head's
+        ``(items [T, L], logits [T, L])`` (full CE only). The full softmax runs in
         row chunks (:func:`~shopml.recommend.losses.chunked_cross_entropy`), so its memory is
         one chunk's logits, not the batch's."""
         w0, b = self._output_weights(net)
         w = w0 if w is None else w
         if self.loss == "ce":
-            idx, gate = repeat if repeat is not None else (None, None)
-            return chunked_cross_entropy(h, w[1:], None if b is None else b[1:], targets - 1, idx, gate)
+            idx, val = repeat if repeat is not None else (None, None)
+            return chunked_cross_entropy(h, w[1:], None if b is None else b[1:], targets - 1, idx, val)
         neg = torch.randint(1, self.n_items_ + 1, (self.n_negatives,))
         pos = (h * w[targets]).sum(1, keepdim=True) + (b[targets, None] if b is not None else 0.0)
         negl = h @ w[neg].T + (b[neg] if b is not None else 0.0)
@@ -203,9 +203,10 @@ class SASRecRecommender(_NeuralRecommender):
         h = h[keep]
         repeat = None
         if net.repeat is not None and self.loss == "ce":
-            # The history of the target at position t is inputs 0..t of its row.
-            prefix = inp[:, None, :] * torch.ones(width, width, dtype=torch.bool).tril()
-            repeat = (distinct_history(prefix[keep]), net.repeat(h)[:, 0])
+            # The history of the target at position t is inputs ..t of its row: the window of
+            # `width` items ending at t, right-aligned like a request-time history.
+            windows = F.pad(inp, (width - 1, 0)).unfold(1, width, 1)  # [B, width, width]
+            repeat = net.repeat_terms(windows[keep], h)
         return self._logits(net, h, tgt[keep], w=table, repeat=repeat)
 
     def _output_weights(self, net):

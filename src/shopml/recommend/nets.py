@@ -126,10 +126,11 @@ class SASRec(nn.Module):
         super().__init__()
         self.n_items, self.max_len = n_items, max_len
         self.item_emb = ItemTable(n_items, dim, n_tokens, id_dropout)
-        # The repeat gate: a per-state logit added to every item already in the history, so
-        # "buy it again" is learned apart from "similar to what you have" (tied embeddings
-        # otherwise rank history items near the top, which is what protocol B punishes).
-        self.repeat = nn.Linear(dim, 1) if repeat else None
+        # The repeat head: a logit for every item already in the history, from the state and
+        # the item's count and recency there (losses.repeat_features), so "buy it again" is
+        # learned apart from "similar to what you have" (tied embeddings otherwise rank history
+        # items near the top, which is what protocol B punishes).
+        self.repeat = nn.Linear(dim, 3) if repeat else None
         self.pos_emb = nn.Embedding(max_len, dim)
         self.emb_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(_Block(dim, n_heads, dropout) for _ in range(n_layers))
@@ -165,11 +166,18 @@ class SASRec(nn.Module):
         h = self.encode(seq, table)[:, -1]
         s = h @ table.T
         if self.repeat is not None:
-            seen = torch.zeros_like(s, dtype=torch.bool).scatter_(1, seq, True)
-            seen[:, 0] = False
-            s = s + seen * self.repeat(h)
+            idx, val = self.repeat_terms(seq, h)
+            s[:, 1:].scatter_add_(1, idx.clamp(min=0), val.masked_fill(idx < 0, 0.0))
         s[:, 0] = float("-inf")
         return s
+
+    def repeat_terms(self, window: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The repeat head's ``(items [T, L] 0-based or -1, logits [T, L])`` for right-aligned
+        history windows ``[T, L]`` and their states ``h [T, dim]``."""
+        from shopml.recommend.losses import repeat_features
+
+        idx, feats = repeat_features(window[:, -self.max_len :])
+        return idx, (self.repeat(h)[:, None, :] * feats).sum(2)
 
 
 class Caser(nn.Module):
