@@ -157,3 +157,21 @@ def test_fit_and_report_commands_on_an_event_file(tmp_path, capsys, monkeypatch)
     assert "Metrics against baselines" in (tmp_path / "r.html").read_text()
     raw = [u.encode() for u in shop.truth.user_ids]
     assert not any(u in p.read_bytes() for p in out.rglob("*") if p.is_file() for u in raw)
+
+
+def test_recommend_reports_calibration_and_a_revenue_tradeoff(shop_run):
+    from shopml.runs import load_run
+
+    _, res, key = shop_run
+    rec = load_run(res.path, components=False, key=key).extras["recommend"]
+    cal = rec["calibration"]
+    assert 0 <= cal["ece@10"] <= 1 and 0 <= cal["ece@10_raw"] <= 1 and cal["temperature"] > 0
+    rel = cal["reliability"]
+    assert len(rel["predicted"]) == len(rel["observed"]) == len(rel["count"]) > 0
+    curve = rec["value_curve"]
+    assert [r["blend"] for r in curve] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert curve[0]["objective"] == "relevance" and {r["objective"] for r in curve[1:]} == {"profit"}
+    assert all(r["revenue@10"] >= 0 and 0 <= r["ndcg@10"] <= 1 for r in curve)
+    # the relevance row is the served model's protocol-A row of the metrics table
+    served = next(r for r in res.metrics["recommend"] if r.get("winner") and r["protocol"] == "A")
+    assert curve[0]["ndcg@10"] == pytest.approx(served["ndcg@10"])

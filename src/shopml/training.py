@@ -16,9 +16,9 @@ There is no Trainer hierarchy. A job hands :func:`train` a ``torch.nn.Module``, 
   ``optim.safetensors`` (AdamW moment tensors) and ``state.json`` (epoch, history, optimizer
   scalars and param groups, RNG scheme). No pickle anywhere;
 * under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) joins a gloo process group, gives
-  each rank every N-th batch of the shared, seeded batch list (DistributedSampler-style, padded
-  so every rank runs the same number of steps), averages gradients with one all-reduce per step,
-  and lets only rank 0 validate, checkpoint and print. Gradients are all-reduced by hand instead
+  each rank its 1/N share of every batch of the shared, seeded batch list (the steps of one
+  process; only dropout masks and rounding differ), averages gradients with one all-reduce per
+  step, and lets only rank 0 validate, checkpoint and print. Gradients are all-reduced by hand instead
   of wrapping in ``DistributedDataParallel`` because loss functions call sub-modules
   (``model.encode``) and DDP only hooks ``forward``.
 
@@ -65,7 +65,8 @@ from shopml import progress
 from shopml.artifacts import atomic_dir
 from shopml.errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainResult", "IndexBatches", "Hooks", "train", "dist_info", "torch_threads"]
+__all__ = ["TrainConfig", "TrainResult", "IndexBatches", "Hooks", "train", "dist_info", "torch_threads",
+           "check_device"]
 
 
 @dataclass
@@ -95,6 +96,7 @@ class TrainConfig:
     max_seconds: float | None = None
     reseed_each_epoch: bool = True  # False: one torch.manual_seed(seed), RNG state checkpointed
     budget_per_step: bool = False  # also check max_seconds between steps (the cut epoch is kept)
+    device: str = "cpu"  # the model and each batch move here; checkpoints are always CPU tensors
 
 
 @dataclass
@@ -151,10 +153,11 @@ class IndexBatches:
         batches = list(torch.split(perm, batch_size))
         if self.lengths is not None:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
-        if world > 1:  # pad like DistributedSampler so every rank runs the same number of steps
-            extra = (-len(batches)) % world
-            batches = batches + batches[:extra]
-            batches = batches[rank::world]
+        if world > 1:
+            # Every rank takes its share of each global batch, so N processes run the steps of
+            # one process on the same batches (gradients are averaged; dropout masks differ).
+            # A batch too small to share goes whole to every rank (the last one, if any).
+            batches = [b.tensor_split(world)[rank] if len(b) >= world else b for b in batches]
         return batches
 
     def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -256,11 +259,12 @@ def train(
 def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks: Hooks, rank: int,
           world: int) -> TrainResult:
     torch.manual_seed(cfg.seed)
+    model.to(cfg.device)
     opt = (optimizer or _adamw)(model.parameters(), cfg)
     state = _LoopState()
     ckpt = Path(cfg.checkpoint_dir) / "last" if cfg.checkpoint_dir else None
     if ckpt is not None and cfg.resume and (ckpt / "state.json").is_file():
-        state = _load_checkpoint(ckpt, model, opt, hooks)
+        state = _load_checkpoint(ckpt, model, opt, hooks, cfg.device)
     if world > 1:
         _broadcast_params(model)
     t0 = time.perf_counter() - state.seconds
@@ -303,6 +307,21 @@ def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks:
 def _check_config(cfg: TrainConfig) -> None:
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.patience < 0:
         raise ConfigError(f"invalid training config: {cfg}")
+    check_device(cfg.device)
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have, before any work (one line).
+
+    Example:
+        >>> check_device("cpu")
+    """
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'), got {device!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: this machine has no CUDA GPU (torch.cuda.is_available() is False)")
 
 
 @dataclass
@@ -336,11 +355,11 @@ def _run_epoch(model, loss_fn, batches, opt, hooks, cfg, epoch, rank, world, dea
         torch.manual_seed(_epoch_seed(cfg.seed, epoch) + rank)
     model.train()
     plan = batches.plan(epoch, cfg.seed, cfg.batch_size, rank, world)
-    total, count, cut = torch.zeros(()), 0, False
+    total, count, cut = torch.zeros((), device=cfg.device), 0, False
     with _progress(cfg.progress and rank == 0, len(plan), f"epoch {epoch}") as advance:
         for idx in plan:
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model, batches.take(idx))
+            loss = loss_fn(model, _to(batches.take(idx), cfg.device))
             loss.backward()
             if world > 1:
                 _allreduce_grads(model, world)
@@ -355,9 +374,21 @@ def _run_epoch(model, loss_fn, batches, opt, hooks, cfg, epoch, rank, world, dea
                 cut = True  # the budget ran out mid-epoch (ranks may disagree: single process only)
                 break
     if world > 1:
+        total = total.cpu()
         torch.distributed.all_reduce(total)
         count *= world
     return float(total) / max(count, 1), cut
+
+
+def _to(batch, device: str):
+    """A batch (a tensor, or a tuple or list of them) on ``device``; anything else as it is."""
+    if device == "cpu":
+        return batch
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to(b, device) for b in batch)
+    return batch
 
 
 def _validate(model, validate, rank, world, monitor) -> dict[str, float]:
@@ -446,7 +477,7 @@ def _save_checkpoint(path: Path, model, opt, state: _LoopState, cfg: TrainConfig
     for pid, pstate in opt_sd["state"].items():
         for key, val in pstate.items():
             if torch.is_tensor(val):
-                opt_tensors[f"{pid}.{key}"] = val.contiguous()
+                opt_tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
             else:
                 opt_scalars[f"{pid}.{key}"] = val
     doc = {
@@ -481,7 +512,7 @@ _RNG_SCHEMES = {True: "torch.manual_seed(seed*1000003 + epoch + rank) at each ep
 
 
 def _contig(sd: dict) -> dict:
-    return {k: v.detach().contiguous().clone() for k, v in sd.items()}
+    return {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
 
 
 def _json_default(o: Any):
@@ -492,12 +523,12 @@ def _json_default(o: Any):
     raise TypeError(type(o).__name__)
 
 
-def _load_checkpoint(path: Path, model, opt, hooks: Hooks) -> _LoopState:
+def _load_checkpoint(path: Path, model, opt, hooks: Hooks, device: str = "cpu") -> _LoopState:
     from safetensors.torch import load_file
 
     doc = json.loads((path / "state.json").read_text())
     model.load_state_dict(load_file(str(path / "weights.safetensors")))
-    state_tensors = load_file(str(path / "optim.safetensors"))
+    state_tensors = load_file(str(path / "optim.safetensors"), device=device)
     opt_state: dict[int, dict] = {}
     for name, val in state_tensors.items():
         if name == "_empty":

@@ -27,3 +27,17 @@ def test_online_retail_by_day_reads_with_counted_warnings(real_file):
     fees = {f["item_id"] for f in r["fee_like_items"]}
     assert {"POST", "M", "DOT"} <= fees
     assert r["excluded"]["bad_prices"] == w["bad_prices"]["count"]
+
+
+@pytest.mark.real_data
+def test_descriptions_become_shared_word_features(real_file):
+    from shopml.data.features import ItemFeatures
+
+    folder = real_file("online-retail", "by-day")
+    df, _ = load_events(folder, column_map={**MAP, "Description": "description"}, event_type="purchase")
+    f = ItemFeatures.from_events(df)
+    items = df["item_id"].unique().to_list()
+    assert f.coverage(items) > 0.9  # nearly every product name shares a word with another
+    # two heart-shaped products share the word token; a price bucket comes with every priced item
+    assert "word=HEART" in f.vocabulary and sum("word=HEART" in f.tokens_of(i) for i in items) > 20
+    assert all(t.startswith(("word=", "price=q")) for t in f.vocabulary)

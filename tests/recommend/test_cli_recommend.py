@@ -88,3 +88,54 @@ def test_predict_revenue_objective_and_its_bad_options(beauty_like, tmp_path, ca
           "--assumed-margin", "0.3", "--json"])
     res = json.loads(capsys.readouterr().out)
     assert res["assumed_margin"] == 0.3 and all("p_buy" in r for r in res["recommendations"])
+
+
+@pytest.fixture()
+def tiny_features(tmp_path):
+    path = tmp_path / "features.json"
+    path.write_text(json.dumps({str(i): [i % 4, 10 + i % 3] for i in range(1, 21)}))
+    return path
+
+
+def test_benchmark_with_item_features_names_the_rows_and_reports_calibration(beauty_like, tiny_features, tmp_path,
+                                                                             capsys):
+    out = tmp_path / "b.json"
+    main(["benchmark", "recommend", "--data", str(beauty_like), "--out", str(out), "--models", "sasrec,markov",
+          "--epochs", "1", "--item-features", str(tiny_features)])
+    doc = json.loads(out.read_text())
+    assert [r["model"] for r in doc["rows"]] == ["sasrec-features"] * 2 + ["markov"] * 2
+    assert doc["feature_tokens"] == 7 and doc["feature_coverage"] == 1.0
+    row = doc["rows"][0]
+    assert 0 <= row["ece@10"] <= 1 and 0 <= row["ece@10_raw"] <= 1 and row["temperature"] > 0
+
+
+def test_benchmark_cold_start_rows(beauty_like, tiny_features, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    main(["benchmark", "cold-start", "--data", str(beauty_like), "--item-features", str(tiny_features),
+          "--new-items", "0.3", "--out", str(out), "--epochs", "1", "--models", "sasrec,category-pop,random"])
+    doc = json.loads(out.read_text())
+    assert [r["model"] for r in doc["rows"]] == ["sasrec-features", "category-pop", "random"]
+    for r in doc["rows"]:
+        assert 0 <= r["hr@10"] <= 1 and 0 <= r["new_item_share"] <= 1 and r["n_targets"] > 0
+    assert doc["n_new_items"] == 6
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--device", "cuda"], "no CUDA GPU"),
+    (["--device", "tpu"], "device must be"),
+    (["--item-features", "/no/such.json"], "not found"),
+])
+def test_benchmark_refuses_bad_devices_and_files(beauty_like, tmp_path, capsys, argv, msg):
+    import torch
+
+    if argv[1] == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code, out = _run(capsys, "benchmark", "recommend", "--data", str(beauty_like), "--out", str(tmp_path / "b.json"),
+                     *argv)
+    assert code == 2 and msg in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_benchmark_cold_start_refuses_bad_shares(beauty_like, tiny_features, tmp_path, capsys):
+    code, out = _run(capsys, "benchmark", "cold-start", "--data", str(beauty_like), "--item-features",
+                     str(tiny_features), "--new-items", "1.5", "--out", str(tmp_path / "c.json"))
+    assert code == 2 and "--new-items" in out.err

@@ -51,7 +51,7 @@ def check_models(names: Sequence[str]) -> None:
 
 
 def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: int | None = None,
-               max_seconds: float | None = None):
+               max_seconds: float | None = None, device: str = "cpu"):
     """A recommender with its default hyper-parameters by name.
 
     Example:
@@ -60,7 +60,8 @@ def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: in
     """
     from shopml.recommend import baselines, models
 
-    kw = {"progress": progress, "threads": threads, "max_seconds": max_seconds, **({"epochs": epochs} if epochs else {})}
+    kw = {"progress": progress, "threads": threads, "max_seconds": max_seconds, "device": device,
+          **({"epochs": epochs} if epochs else {})}
     table = {
         "sasrec": lambda: models.SASRecRecommender(**kw),
         "caser": lambda: models.CaserRecommender(**kw),
@@ -97,13 +98,13 @@ def split(seqs):
 
 
 def fit_model(name: str, seqs, *, progress: bool, threads: int, epochs: int | None = None,
-              max_seconds: float | None = None, item_features=None):
+              max_seconds: float | None = None, item_features=None, device: str = "cpu"):
     """Fit on the leave-one-out training part: neural models early-stop on the validation item,
     then fit their probability temperature on it; baselines (nothing to early-stop) see train +
     validation item. ``item_features`` (:class:`~shopml.data.features.ItemFeatures`) feed the
     neural models. Returns (model, splits)."""
     train, valid, test, train_valid = split(seqs)
-    model = make_model(name, progress=progress, threads=threads, epochs=epochs, max_seconds=max_seconds)
+    model = make_model(name, progress=progress, threads=threads, epochs=epochs, max_seconds=max_seconds, device=device)
     if name in NEURAL:
         model.fit(train, valid, item_features=item_features)
         model.calibrate(train, valid)
@@ -120,7 +121,7 @@ def row_name(name: str, item_features) -> str:
 def run_recommend(data: Path, models: Sequence[str] = MODELS, *, threads: int = 2, epochs: int | None = None,
                   max_seconds: float | None = None, rows: list[dict] | None = None,
                   on_model: Callable[[BenchmarkResult], None] | None = None,
-                  item_features: Path | None = None) -> BenchmarkResult:
+                  item_features: Path | None = None, device: str = "cpu") -> BenchmarkResult:
     """Train and evaluate each model on a leave-one-out split of ``data``: two rows per model
     (protocols A and B), after ``rows`` (rows kept from an earlier run, see :func:`kept_rows`).
     With ``item_features`` (a side file, :func:`~shopml.data.features.read_item_features`) the
@@ -132,7 +133,9 @@ def run_recommend(data: Path, models: Sequence[str] = MODELS, *, threads: int = 
     data = Path(data)
     feats = read_item_features(item_features) if item_features is not None else None
     seqs = read_sequences(data)
-    extra = {"threads": threads, "protocol_note": PROTOCOL_NOTE}
+    from shopml.training import dist_info
+
+    extra = {"threads": threads, "processes": dist_info()[1], "device": device, "protocol_note": PROTOCOL_NOTE}
     if feats is not None:
         extra.update(item_features=Path(item_features).name, feature_tokens=feats.n_tokens,
                      feature_coverage=round(feats.coverage(seqs.item_map.to_list()), 4))
@@ -140,22 +143,23 @@ def run_recommend(data: Path, models: Sequence[str] = MODELS, *, threads: int = 
     for name in models:
         log.info("recommend: fitting %s", row_name(name, feats))
         res.rows.extend(_model_rows(name, seqs, threads=threads, epochs=epochs, max_seconds=max_seconds,
-                                    item_features=feats))
+                                    item_features=feats, device=device))
         if on_model is not None:
             on_model(res)
     return res
 
 
 def _model_rows(name: str, seqs, *, threads: int, epochs: int | None, max_seconds: float | None,
-                item_features=None) -> list[dict]:
+                item_features=None, device: str = "cpu") -> list[dict]:
     from shopml.evaluation.protocols import evaluate_model
     from shopml.recommend.value import slate_calibration
 
     t0 = time.perf_counter()
     m, (_, _, test, train_valid) = fit_model(name, seqs, progress=True, threads=threads, epochs=epochs,
-                                             max_seconds=max_seconds, item_features=item_features)
+                                             max_seconds=max_seconds, item_features=item_features, device=device)
     train_s = time.perf_counter() - t0
     calib = slate_calibration(m, train_valid, test) if name in NEURAL else {}
+    calib.pop("reliability", None)  # a table of its own, not a column
     t1 = time.perf_counter()
     res = evaluate_model(m, train_valid, test)
     eval_s = time.perf_counter() - t1

@@ -92,9 +92,13 @@ def markdown_table(rows: list[dict]) -> str:
 
 def write_benchmark(out: Path, dataset: str, rows: list[dict], extra: dict | None = None) -> None:
     """Write ``{"dataset", "rows", ...}`` to ``out`` atomically, a Markdown twin beside it
-    (``out`` with suffix ``.md``), and print the table."""
+    (``out`` with suffix ``.md``), and print the table. Under ``torchrun`` only rank 0 writes
+    (every rank computes the same rows)."""
     from shopml.artifacts import atomic_write_text
+    from shopml.training import dist_info
 
+    if dist_info()[0] != 0:
+        return
     out = Path(out)
     doc = finite({"dataset": dataset, "rows": rows, **(extra or {})})
     atomic_write_text(out, json.dumps(doc, indent=2, default=_json_default, allow_nan=False))

@@ -157,9 +157,13 @@ def benchmark_cmd(
     max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="training wall-time budget per model"),
     item_features: Optional[Path] = typer.Option(None, "--item-features",
                                                  help="item side features (JSON, Parquet or CSV) for the neural models"),
+    device: str = typer.Option("cpu", "--device", help="train the neural models on 'cpu' or 'cuda'"),
 ):
     """Train and evaluate every model on a leave-one-out split; rows per model and protocol."""
+    from shopml.training import check_device
+
     names = [m.strip() for m in models.split(",") if m.strip()]
+    check_device(device)
     check_input(data)
     if item_features is not None:
         check_input(item_features)
@@ -172,7 +176,7 @@ def benchmark_cmd(
     with show_progress():
         labels = [row_name(n, True if item_features else None) for n in names]
         run_recommend(data, names, threads=threads, epochs=epochs, max_seconds=max_seconds,
-                      item_features=item_features, rows=kept_rows(out, labels) if append else [],
+                      item_features=item_features, device=device, rows=kept_rows(out, labels) if append else [],
                       on_model=lambda res: write_benchmark(out, res.dataset, res.rows, res.extra))
 
 
@@ -224,4 +228,56 @@ def cold_start_cmd(
     with show_progress():
         res = run_cold_start(data, item_features, new_items=new_items, models=names, threads=threads,
                              epochs=epochs, max_seconds=max_seconds)
+    write_benchmark(out, res.dataset, res.rows, res.extra)
+
+
+@rec_app.command("add-items")
+def add_items_cmd(
+    run: Path = typer.Option(..., "--run", help="a run folder from shopml fit"),
+    item_features: Path = typer.Option(..., "--item-features", help="the new items' features (JSON, Parquet or CSV)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the refreshed run here (default: in place)"),
+    json_out: bool = JSON_OPTION,
+):
+    """Add items with no interactions yet (cold start) to a run, scored through their features;
+    no retraining. A running service picks them up on POST /v1/admin/reload."""
+    from shopml.data.features import read_item_features
+    from shopml.refresh import add_items_to_run
+    from shopml.runs import check_run_target
+
+    check_input(run)
+    feats = read_item_features(item_features)
+    if out is not None:
+        check_run_target(out, inputs=[run, item_features])
+    res = add_items_to_run(run, feats, out=out)
+    if json_out:
+        print_json(res)
+    else:
+        console.print(f"added {res['added']} item(s) to {', '.join(res['components'])}; run written to {res['out']}",
+                      markup=False)
+
+
+@benchmark_app.command("revenue")
+def revenue_cmd(
+    out: Path = typer.Option(..., "--out"),
+    n_users: int = typer.Option(3000, "--users"),
+    n_items: int = typer.Option(400, "--items"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="cap SASRec's epochs (for quick runs)"),
+    max_ndcg_loss: float = typer.Option(0.05, "--max-ndcg-loss", help="relative NDCG@10 loss the chosen blend may cost"),
+):
+    """Revenue- and profit-aware ranking on the simulator, where the true probabilities are known:
+    expected profit@10 and NDCG@10 over a grid of blends, the blend chosen on validation."""
+    from shopml.benchmarks.revenue import run_revenue
+
+    check_out(out)
+    if n_users < 10 or n_items < 20:
+        raise ConfigError("--users must be at least 10 and --items at least 20")
+    if not 0 <= max_ndcg_loss < 1:
+        raise ConfigError(f"--max-ndcg-loss must be in [0, 1), got {max_ndcg_loss}")
+    import torch
+
+    torch.set_num_threads(threads)
+    res = run_revenue(n_users=n_users, n_items=n_items, seed=seed, threads=threads, epochs=epochs,
+                      max_ndcg_loss=max_ndcg_loss)
     write_benchmark(out, res.dataset, res.rows, res.extra)

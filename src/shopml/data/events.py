@@ -13,6 +13,8 @@ session_id       Utf8 (optional)           session id (basket / invoice for tran
 price            Float64 (optional)        unit price, > 0 and finite
 quantity         Float64 (optional)        units; <= 0 on returns, never 0 otherwise
 category         Utf8 (optional)           item category
+description      Utf8 (optional)           item name or description; its words become item
+                                           features (:mod:`shopml.data.features`)
 guest            Boolean (optional)        True on guest lines kept as their session's user
 ===============  ========================  ==============================================
 
@@ -95,9 +97,10 @@ EVENT_SCHEMA = {
     "price": pl.Float64,
     "quantity": pl.Float64,
     "category": pl.String,
+    "description": pl.String,
     "guest": pl.Boolean,
 }
-_IDS = ("user_id", "item_id", "session_id", "category")
+_IDS = ("user_id", "item_id", "session_id", "category", "description")
 _NUMBERS = ("price", "quantity")
 _INTERNAL = ("_line", "_file")
 

@@ -12,8 +12,10 @@ Accepted sources:
 * Parquet or CSV with an ``item_id`` column; every other column is a field. Text columns are
   categorical; numeric columns (price) are cut into ``n_buckets`` quantile buckets, since a
   raw price is no token and its scale says nothing to an embedding;
-* the event log itself (:meth:`ItemFeatures.from_events`): ``category`` and the item's latest
-  positive price, bucketed.
+* the event log itself (:meth:`ItemFeatures.from_events`): ``category``, the item's latest
+  positive price, bucketed, and the words of its ``description`` (a product name such as
+  "WHITE HANGING HEART T-LIGHT HOLDER" gives ``word=HEART``, ``word=HOLDER``, ...). A word
+  only one item has is dropped: it says nothing the item's id does not.
 
 Example:
     >>> f = ItemFeatures.from_mapping({"a": ["1", "2"], "b": ["2"]})
@@ -94,10 +96,18 @@ class ItemFeatures:
         return cls(tokens)
 
     @classmethod
-    def from_events(cls, events: pl.DataFrame, n_buckets: int = 8) -> "ItemFeatures | None":
-        """``category`` and the latest positive ``price`` of each item in an event log
-        (None when the log has neither)."""
-        keep = [c for c in ("category", "price") if c in events.columns]
+    def from_events(cls, events: pl.DataFrame, n_buckets: int = 8, min_items: int = 2) -> "ItemFeatures | None":
+        """``category``, the latest positive ``price`` and the ``description`` words of each
+        item in an event log (None when the log has none of them). A description word must be
+        shared by ``min_items`` items to count.
+
+        Example:
+            >>> ev = pl.DataFrame({"item_id": ["a", "b", "c"],
+            ...                    "description": ["RED HEART BOX", "PINK HEART", "RED MUG"]})
+            >>> ItemFeatures.from_events(ev).tokens_of("a")
+            ['word=HEART', 'word=RED']
+        """
+        keep = [c for c in ("category", "price", "description") if c in events.columns]
         if not keep:
             return None
         ev = events
@@ -105,7 +115,14 @@ class ItemFeatures:
             ev = ev.with_columns(pl.when(pl.col("price") > 0).then(pl.col("price")).otherwise(None))
         df = (ev.sort("timestamp") if "timestamp" in ev.columns else ev).group_by("item_id", maintain_order=True).agg(
             [pl.col(c).drop_nulls().last() for c in keep])
-        return cls.from_frame(df, n_buckets=n_buckets)
+        words = None
+        if "description" in keep:
+            words = _words(df["item_id"].cast(pl.Utf8).to_list(), df["description"].to_list(), min_items)
+            df = df.drop("description")
+        base = cls.from_frame(df, n_buckets=n_buckets).item_tokens if df.width > 1 else {}
+        if words is not None:
+            base = {i: base.get(i, []) + words.get(i, []) for i in set(base) | set(words)}
+        return cls(base)
 
     def encode(self, item_ids) -> tuple[np.ndarray, np.ndarray]:
         """CSR ``(offsets [n + 2], tokens)`` for rows 0 (padding, empty) and ``item_ids``;
@@ -120,6 +137,19 @@ class ItemFeatures:
         """Share of ``item_ids`` with at least one known token."""
         ids = list(item_ids)
         return sum(1 for i in ids if any(t in self._index for t in self.tokens_of(i))) / max(len(ids), 1)
+
+
+def _words(items: list[str], texts: list, min_items: int) -> dict[str, list[str]]:
+    """``word=W`` tokens of each item's description (letters, digits and inner hyphens,
+    upper-cased, 3+ characters), keeping words that ``min_items`` items share."""
+    import re
+    from collections import Counter
+
+    split = {i: sorted(set(re.findall(r"[A-Z0-9][A-Z0-9-]*[A-Z0-9]", str(t).upper()))) if t else []
+             for i, t in zip(items, texts)}
+    split = {i: [w for w in ws if len(w) >= 3 and not w.isdigit()] for i, ws in split.items()}
+    df = Counter(w for ws in split.values() for w in ws)
+    return {i: [f"word={w}" for w in ws if df[w] >= min_items] for i, ws in split.items()}
 
 
 def _buckets(x: np.ndarray, n: int) -> list[str | None]:

@@ -60,6 +60,8 @@ class ShopTruth:
     category_effect: np.ndarray
     sessions: pl.DataFrame
     coef: dict = field(default_factory=lambda: dict(PROPENSITY_COEF))
+    item_weight: np.ndarray | None = None  # P(item | its category) on a fresh draw
+    session_len: float = 5.0
     _position: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def successor(self, item_id: str) -> str:
@@ -73,6 +75,24 @@ class ShopTruth:
         if self._position is None:  # built once: tests ask for many items
             self._position = {raw: i for i, raw in enumerate(self.item_ids)}
         return self.item_ids[int(self.next_item[self._position[item_id]])]
+
+    def next_view_probs(self, users: np.ndarray, last_items: np.ndarray) -> np.ndarray:
+        """The true P(next view = item) ``[B, n_items]`` of users (rows of ``user_ids``) whose
+        last view was ``last_items`` (0-based): the planted successor with probability
+        ``(1 - 1/session_len) x follow_prob`` (the session goes on and follows it), else a fresh
+        draw from the user's taste and the items' within-category popularity.
+
+        Example:
+            >>> t = simulate_shop(n_users=5, n_items=20, seed=0).truth
+            >>> p = t.next_view_probs(np.array([0, 1]), np.array([3, 4]))
+            >>> p.shape, bool(np.allclose(p.sum(1), 1.0))
+            ((2, 20), True)
+        """
+        a = (1.0 - 1.0 / self.session_len) * self.follow_prob
+        fresh = self.user_taste[users][:, self.item_category] * self.item_weight[None, :]
+        p = (1.0 - a) * fresh
+        p[np.arange(len(users)), self.next_item[last_items]] += a
+        return p
 
     def oracle_auc(self) -> float:
         """AUC of the true propensity on the sampled purchases: the ceiling for intent models."""
@@ -283,8 +303,20 @@ def simulate_shop(
         follow_prob=follow_prob,
         category_effect=cat_effect,
         sessions=truth_sessions,
+        item_weight=_item_weights(catalog),
+        session_len=session_len,
     )
     return SimulatedShop(events=events, truth=truth)
+
+
+def _item_weights(catalog: dict) -> np.ndarray:
+    """P(item | category) of :func:`_fresh_items`: rank ``floor(size x U^2)``, so rank r has
+    probability ``sqrt((r + 1) / size) - sqrt(r / size)``."""
+    w = np.zeros(len(catalog["category"]))
+    for m in catalog["members"]:
+        r = np.arange(len(m))
+        w[m] = np.sqrt((r + 1) / len(m)) - np.sqrt(r / len(m))
+    return w
 
 
 # -------------------------------------------------------------------- fast 10M path

@@ -134,8 +134,11 @@ def evaluate_model(model, sequences, targets, *, ks=(5, 10, 20), protocols=("A",
 
 def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, target_items, *,
                      users=None, k: int = 10, batch_size: int | None = None,
-                     n_items: int | None = None) -> dict[str, dict[str, float]]:
+                     n_items: int | None = None, target_values=None) -> dict[str, dict[str, float]]:
     """HR@k and NDCG@k of each user's *set* of future items (a time window), full ranking.
+    With ``target_values`` (one amount per target entry, e.g. the revenue the user spent on
+    that item in the window) also ``revenue@k``: the mean over users of the amounts of the
+    slate's items the user bought.
 
     Row ``u`` ranks every item after history ``hist[u]`` against targets ``target[u]`` (both
     CSR, 1-based item indices). Two protocols, as in :func:`evaluate`:
@@ -161,6 +164,8 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
     bs = batch_size or auto_batch_size(n_items)
     hits = {"A": [], "B": []}
     n_rel = {"A": [], "B": []}
+    value = {"A": [], "B": []}
+    tv = None if target_values is None else np.asarray(target_values, np.float64)
     with torch.no_grad():
         for s in range(0, len(rows_all), bs):
             rows = rows_all[s: s + bs]
@@ -177,6 +182,9 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
                 top = sc.topk(min(k, sc.shape[1] - 1), dim=1).indices
                 hits[p].append(rel.gather(1, top).numpy())
                 n_rel[p].append(rel.sum(1).numpy())
+                if tv is not None:
+                    amounts = _row_values(target_indptr, target_items, tv, rows, scores.shape[1]) * rel
+                    value[p].append(amounts.gather(1, top).sum(1).numpy())
     out = {}
     for p in ("A", "B"):
         h = np.concatenate(hits[p]) if hits[p] else np.zeros((0, k), bool)
@@ -184,6 +192,20 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
         keep = n > 0
         out[p] = {f"hr@{k}": hit_rate_sets(h[keep], k), f"ndcg@{k}": ndcg_sets(h[keep], n[keep], k),
                   "n_users": int(keep.sum())}
+        if tv is not None:
+            v = np.concatenate(value[p]) if value[p] else np.zeros(0)
+            out[p][f"revenue@{k}"] = float(v[keep].mean()) if keep.any() else float("nan")
+    return out
+
+
+def _row_values(indptr: np.ndarray, items: np.ndarray, values: np.ndarray, rows: np.ndarray, width: int) -> torch.Tensor:
+    """Float ``[len(rows), width]``: each row's amount at its items (0 elsewhere)."""
+    starts, ends = indptr[rows], indptr[rows + 1]
+    pos = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) if len(rows) else np.zeros(0, np.int64)
+    r = np.repeat(np.arange(len(rows)), ends - starts)
+    out = torch.zeros(len(rows), width, dtype=torch.float64)
+    out.index_put_((torch.from_numpy(r), torch.from_numpy(items[pos].astype(np.int64))),
+                   torch.from_numpy(values[pos]), accumulate=True)
     return out
 
 

@@ -10,6 +10,7 @@ window. Guest rows and returns are never a training signal here.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -17,10 +18,13 @@ import polars as pl
 
 from shopml import progress
 from shopml.data.sequences import build_sequences
+from shopml.errors import DataError
 from shopml.evaluation.protocols import evaluate_windows
 from shopml.jobs import JobContext, JobResult, Skip, pick_winner
 
 __all__ = ["fit_recommend", "user_events"]
+
+log = logging.getLogger(__name__)
 
 K = 10
 SELECT = ("A", f"ndcg@{K}")
@@ -79,15 +83,23 @@ def _hold_last(seqs):
 
 def _targets(seqs, window: pl.DataFrame):
     """CSR of each history user's distinct target items (known items only): their purchases,
-    or every interaction when fewer than 20 of them bought anything in the window."""
+    or every interaction when fewer than 20 of them bought anything in the window; plus the
+    revenue of each (price x quantity summed; None when the log has no prices or the targets
+    are not purchases)."""
     idx = pl.DataFrame({"user_id": seqs.user_ids, "_u": np.arange(seqs.n_users)})
     bought = window.filter(pl.col("event_type") == "purchase")
-    if bought.join(idx, on="user_id", how="semi")["user_id"].n_unique() >= 20:
+    purchases = bought.join(idx, on="user_id", how="semi")["user_id"].n_unique() >= 20
+    if purchases:
         window = bought
-    t = window.select("user_id", "item_id").unique().join(idx, on="user_id", how="inner")
-    t = t.with_columns(_i=pl.Series(seqs.item_map.encode(t["item_id"]))).filter(pl.col("_i") > 0).sort("_u")
+    amount = pl.lit(0.0)
+    if purchases and "price" in window.columns:
+        qty = pl.col("quantity").fill_null(1.0) if "quantity" in window.columns else pl.lit(1.0)
+        amount = (pl.col("price") * qty).fill_null(0.0).fill_nan(0.0)
+    t = (window.group_by("user_id", "item_id").agg(_v=amount.sum()).join(idx, on="user_id", how="inner"))
+    t = t.with_columns(_i=pl.Series(seqs.item_map.encode(t["item_id"]))).filter(pl.col("_i") > 0).sort("_u", "_i")
     counts = np.bincount(t["_u"].to_numpy(), minlength=seqs.n_users)
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), t["_i"].to_numpy().astype(np.int64)
+    values = t["_v"].to_numpy().astype(np.float64) if purchases and "price" in window.columns else None
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), t["_i"].to_numpy().astype(np.int64), values
 
 
 def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, budget: float | None, log):
@@ -97,11 +109,16 @@ def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, bu
     if until is not None:
         window = window & (pl.col("timestamp") < until)
     seqs = build_sequences(ev.filter(pl.col("timestamp") < cut))
-    t_indptr, t_items = _targets(seqs, ev.filter(window))
+    t_indptr, t_items, t_values = _targets(seqs, ev.filter(window))
     n_users = int((np.diff(t_indptr) > 0).sum())
     if n_users < 10:
         raise Skip(f"only {n_users} users are active both before and after {cut.date()} (need 10)")
-    models, rows, side = _candidates(ctx, seqs.n_items, epochs, budget), [], item_side(ev)
+    from shopml.data.features import ItemFeatures
+
+    # Item features from the log's own columns (category, price bucket, description words):
+    # SASRec embeds them; the baselines keep them unused.
+    side = {**item_side(ev), "item_features": ItemFeatures.from_events(ev)}
+    models, rows = _candidates(ctx, seqs.n_items, epochs, budget), []
     recent = seqs.timestamps >= np.datetime64((cut - (cut - ctx.periods.start) * 0.1).replace(tzinfo=None), "us")
     for name, model in models.items():
         t0 = time.perf_counter()
@@ -117,11 +134,40 @@ def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, bu
                 model.fit(seqs, **side)
         fit_s = time.perf_counter() - t0
         res = evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_indptr, t_items, k=K,
-                               n_items=model.n_items_)
+                               n_items=model.n_items_, target_values=t_values)
         for p in ("A", "B"):
             rows.append({"model": name, "protocol": p, **res[p], "train_seconds": round(fit_s, 2)})
         log(f"[recommend] {name}: A ndcg@10={res['A']['ndcg@10']:.4f}  B ndcg@10={res['B']['ndcg@10']:.4f}")
-    return models, rows, seqs
+    return models, rows, (seqs, t_indptr, t_items, t_values)
+
+
+def _calibrate_on_window(models: dict, rnd) -> dict:
+    """Temperatures of the validation round's models, fitted on the validation window (one
+    drawn target per user): the second round's models, fitted on more data, reuse them so the
+    test window never steers them."""
+    from shopml.recommend.window_value import window_temperature
+
+    seqs, t_indptr, t_items, _ = rnd
+    out = {}
+    for name, model in models.items():
+        try:
+            out[name] = window_temperature(model, seqs, t_indptr, t_items)
+        except DataError as e:  # no validation target: the model keeps T = 1
+            out[name] = 1.0
+            log.info("recommend: no temperature for %s (%s)", name, e)
+    return out
+
+
+def _shop_value(model, rnd, temperature: float) -> dict:
+    """The served model's calibration and revenue trade-off on the test window."""
+    from shopml.recommend.window_value import slate_reliability, value_curve
+
+    seqs, t_indptr, t_items, t_values = rnd
+    model.temperature_ = temperature
+    out = {"calibration": slate_reliability(model, seqs, t_indptr, t_items)}
+    if t_values is not None and np.isfinite(model.item_prices_[1:]).any():
+        out["value_curve"] = value_curve(model, seqs, t_indptr, t_items, t_values)
+    return out
 
 
 def _score_of(rows, name):
@@ -135,16 +181,19 @@ def fit_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     if ev.height == 0:
         raise Skip("no events of known users")
     log(f"[recommend] {ev['user_id'].n_unique()} users, {ev['item_id'].n_unique()} items, {ev.height} events")
-    models, vrows, _ = _round(ev, ctx, p.valid_from, p.test_from, None, ctx.remaining(0.6), log)
+    models, vrows, vround = _round(ev, ctx, p.valid_from, p.test_from, None, ctx.remaining(0.6), log)
     winner = pick_winner({n: _score_of(vrows, n) for n in models}, "A " + SELECT[1], neural="sasrec")
     # the second fit trains as many epochs as the first found best (no early stopping: the
     # test window must not steer it), within what is left of the budget
     best_epoch = max(int(models["sasrec"].fit_info_.get("best_epoch") or 1), 1)
-    models, rows, seqs = _round(ev, ctx, p.test_from, None, best_epoch, ctx.remaining(0.9), log)
+    calibrate = _calibrate_on_window(models, vround)
+    models, rows, tround = _round(ev, ctx, p.test_from, None, best_epoch, ctx.remaining(0.9), log)
+    seqs = tround[0]
     for r in rows:
         r["winner"] = r["model"] == winner["model"]
     served = models[winner["model"]]
     everything = build_sequences(ev, item_map=seqs.item_map)  # serve with the latest items too
+    value = _shop_value(served, tround, calibrate.get(winner["model"], 1.0))
     for m in (served, models["pop"]):
         m.set_histories(everything)
     info = getattr(models["sasrec"], "fit_info_", {})
@@ -154,7 +203,7 @@ def fit_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
         extras={"model": winner["model"], "samples": _samples(served, ctx.cfg.n_samples),
                 "validation": vrows, "select_on": f"protocol {SELECT[0]} {SELECT[1]} on the validation window",
                 "explanation": "'driven by' = drop in the item's score when that history item is removed "
-                               "(occlusion).", "best_epoch": best_epoch},
+                               "(occlusion).", "best_epoch": best_epoch, **value},
         curves={"sasrec": info.get("history", [])},
     )
 

@@ -14,6 +14,16 @@ so padding costs nothing. Where the time goes on Beauty (2 CPU threads, one epoc
 full-catalogue softmax (131k targets x 12,101 items, forward + backward) is ~11 s, the
 transformer ~2.5 s, and the per-epoch full-ranking validation of 22,363 users ~3.7 s.
 
+Item features (``fit(..., item_features=ItemFeatures)``): every item table adds the mean
+embedding of the item's tokens to its id embedding (:class:`~shopml.recommend.nets.ItemTable`),
+and ``id_dropout`` drops a tenth of the id rows per step so the features learn to stand alone;
+an item added after training (:meth:`add_items`) is then scored through its features. SASRec's
+repeat head (``repeat_head=True``) adds a learned logit to each history item from the state and
+the item's count and recency, trained with the same full softmax: a user who re-buys gets
+their items back, a catalogue where nobody re-buys learns to push them down. The softmax runs in
+row chunks (:mod:`shopml.recommend.losses`), so a batch's memory is one chunk's logits.
+``device="cuda"`` trains on a GPU; the fitted net always comes back to the CPU.
+
 Recipe (the same for every dataset): AdamW at lr 2e-3 and batch 256 until validation NDCG@10
 stalls for ``patience`` epochs; then once back to the best weights at 0.3x lr (``lr_decays``);
 then ``refit_epochs`` epochs at 0.3x lr on the histories including the validation item.
@@ -54,7 +64,14 @@ class _NeuralRecommender(SequentialRecommender):
                            batch_size=self.batch_size, patience=self.patience, seed=self.seed,
                            checkpoint_dir=self.checkpoint_dir, progress=self.progress, threads=self.threads,
                            lr_decay=0.3, max_decays=getattr(self, "lr_decays", 0),
-                           max_seconds=self.max_seconds)
+                           max_seconds=self.max_seconds, device=getattr(self, "device", "cpu"))
+
+    def _check_params(self) -> None:
+        from shopml.training import check_device
+
+        check_device(getattr(self, "device", "cpu"))
+        if self.loss not in ("ce", "sampled"):
+            raise ConfigError(f"loss must be 'ce' or 'sampled', got {self.loss!r}")
 
     def _n_tokens(self) -> int:
         return len(self.feature_vocab_)
@@ -75,8 +92,6 @@ class _NeuralRecommender(SequentialRecommender):
         self.net_.eval()
 
     def _fit_indices(self, indptr, items, valid_targets) -> dict:
-        if self.loss not in ("ce", "sampled"):
-            raise ConfigError(f"loss must be 'ce' or 'sampled', got {self.loss!r}")
         torch.manual_seed(self.seed)
         self.net_ = self._build_net(len(indptr) - 1)
         self._set_tokens(self.net_)
@@ -89,7 +104,7 @@ class _NeuralRecommender(SequentialRecommender):
                                 n_items=self.n_items_)["A"]
         result = train(self.net_, self._loss, batches, validate=validate, config=self._train_config())
         refit_s = self._refit(indptr, items, valid_targets)
-        self.net_.eval()
+        self.net_.cpu().eval()  # served and saved on the CPU, wherever it trained
         return {"refit_epochs": self.refit_epochs if refit_s else 0, "refit_seconds": refit_s,
                 "epochs": result.epochs, "best_epoch": result.best_epoch, "out_of_time": result.out_of_time, "best_score": result.best_score,
                 "train_seconds": result.seconds, "seconds_to_best": result.seconds_to_best,
@@ -128,6 +143,12 @@ class _NeuralRecommender(SequentialRecommender):
         self.net_.eval()
         return self._net_score(self.net_, hist, users)
 
+    @staticmethod
+    def _on(net, *tensors):
+        """``tensors`` on ``net``'s device (validation runs while the net is on the GPU)."""
+        dev = next(net.parameters()).device
+        return tensors if dev.type == "cpu" else tuple(t.to(dev) for t in tensors)
+
     def _state(self):
         return {"n_users_net": self.n_users_net_}, {f"net.{k}": v for k, v in self.net_.state_dict().items()}
 
@@ -161,7 +182,8 @@ class SASRecRecommender(_NeuralRecommender):
                  n_negatives: int = 1024, seed: int = 0, threads: int | None = 2, checkpoint_dir: str | None = None,
                  progress: bool = True,
                  max_seconds: float | None = None, refit_epochs: int = 2, repeat_head: bool = True,
-                 id_dropout: float = 0.1):
+                 id_dropout: float = 0.1, device: str = "cpu"):
+        self.device = device  # where training runs ("cuda" when a GPU is there); served on the CPU
         self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
         self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
         self.lr_decays = lr_decays  # plateaus that restore the best weights and cut lr by 0.3x
@@ -213,7 +235,8 @@ class SASRecRecommender(_NeuralRecommender):
         return net.item_emb(), None  # tied input/output embeddings
 
     def _net_score(self, net, hist, users):
-        return net.score(hist[:, -self.max_len :])
+        (hist,) = self._on(net, hist[:, -self.max_len :])
+        return net.score(hist).cpu()
 
 
 class CaserRecommender(_NeuralRecommender):
@@ -233,7 +256,9 @@ class CaserRecommender(_NeuralRecommender):
                  epochs: int = 100, lr: float = 2e-3, weight_decay: float = 0.0, batch_size: int = 256,
                  patience: int = 3, loss: str = "ce", n_negatives: int = 1024, seed: int = 0,
                  threads: int | None = 2, checkpoint_dir: str | None = None, progress: bool = True,
-                 max_seconds: float | None = None, refit_epochs: int = 2, id_dropout: float = 0.1):
+                 max_seconds: float | None = None, refit_epochs: int = 2, id_dropout: float = 0.1,
+                 device: str = "cpu"):
+        self.device = device  # where training runs ("cuda" when a GPU is there); served on the CPU
         self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
         self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
         self.id_dropout = id_dropout  # with item features: share of id embeddings dropped per step
@@ -279,4 +304,5 @@ class CaserRecommender(_NeuralRecommender):
 
     def _net_score(self, net, hist, users):
         users = torch.where(users <= self.n_users_net_, users, torch.zeros_like(users))
-        return net.score(hist[:, -self.L :], users)
+        hist, users = self._on(net, hist[:, -self.L :], users)
+        return net.score(hist, users).cpu()

@@ -118,11 +118,13 @@ def value_keys(p: torch.Tensor, values: torch.Tensor, blend: float) -> torch.Ten
     return torch.where(good, logp + blend * lv, logp - 1e6)
 
 
-def slate_calibration(model, sequences, targets, *, k: int = 10, batch: int = 1024) -> dict:
+def slate_calibration(model, sequences, targets, *, k: int = 10, batch: int = 1024, bins: int = 10) -> dict:
     """Expected calibration error of the top-``k`` slates, history excluded (the service's
     default): every (user, slate item) pair with its probability P(next = item | history) and
     whether it is the user's target (``targets``, one item index per row of ``sequences``,
-    0 = none). Reported at T = 1 (the raw softmax) and at the model's fitted temperature.
+    0 = none). Reported at T = 1 (the raw softmax) and at the model's fitted temperature, with
+    ``reliability``: ``bins`` quantile bins of the calibrated probability (mean predicted,
+    observed hit rate, count), the reliability diagram's points.
 
     Example (not run, needs a fitted model): ``slate_calibration(m, hist, test)["ece@10"]``
     """
@@ -147,6 +149,16 @@ def slate_calibration(model, sequences, targets, *, k: int = 10, batch: int = 10
         for t, out in ((1.0, p_raw), (temp, p_cal)):
             out.append(probabilities(scores, t).gather(1, top).numpy().ravel())
     y, raw, cal = (np.concatenate(a) if a else np.zeros(0) for a in (ys, p_raw, p_cal))
+    rel = {"predicted": [], "observed": [], "count": []}
+    if cal.size:
+        edges = np.unique(np.quantile(cal, np.linspace(0, 1, bins + 1)))
+        which = np.clip(np.searchsorted(edges, cal, side="right") - 1, 0, max(len(edges) - 2, 0))
+        for b in np.unique(which):
+            m = which == b
+            rel["predicted"].append(float(cal[m].mean()))
+            rel["observed"].append(float(y[m].mean()))
+            rel["count"].append(int(m.sum()))
     return {f"ece@{k}_raw": expected_calibration_error(y, raw), f"ece@{k}": expected_calibration_error(y, cal),
+            "reliability": rel,
             "temperature": temp, f"mean_p@{k}": float(cal.mean()) if cal.size else float("nan"),
             f"hit_share@{k}": float(y.mean()) if y.size else float("nan")}

@@ -235,6 +235,27 @@ def _recommend(rec: dict | None, reason) -> str:
             for i, r in enumerate(s.get("recommendations", []))
         ]
         out.append(f"<h3>user {_e(s.get('user', '')[:12])}…</h3><p>Last history items: {hist}</p>{table(rows)}")
+    out.append(_shop_value(rec))
+    return "\n".join(out)
+
+
+def _shop_value(rec: dict) -> str:
+    """Calibration of the served model's probabilities and its revenue trade-off (test window)."""
+    from shopml.report import plots
+
+    out = []
+    cal = rec.get("calibration")
+    if cal:
+        out.append("<h3>Calibration of P(next purchase = item)</h3><p>Top-10 items of every test user, "
+                   "against one item drawn from what the user bought in the test window.</p>")
+        out.append(_img(plots.slate_reliability(cal), "recommendation reliability"))
+    curve = rec.get("value_curve")
+    if curve:
+        out.append("<h3>Relevance against revenue</h3><p>Ranking by log P + λ·log(unit profit), "
+                   f"unit cost assumed at price × (1 − {curve[-1].get('assumed_margin', '')}) where unknown; "
+                   "revenue@10 is what a user spent in the test window on the slate's items.</p>")
+        out.append(_img(plots.tradeoff(curve), "relevance-revenue trade-off"))
+        out.append(table(curve))
     return "\n".join(out)
 
 

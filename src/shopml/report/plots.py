@@ -13,7 +13,7 @@ import io
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["learning_curves", "calibration", "forecast", "pricing_curves", "bars"]
+__all__ = ["learning_curves", "calibration", "slate_reliability", "tradeoff", "forecast", "pricing_curves", "bars"]
 
 _BLUE, _ORANGE, _GREEN, _GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"
 
@@ -67,6 +67,48 @@ def calibration(cal: dict) -> str | None:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(loc="upper left")
+    return _to_uri(fig)
+
+
+def slate_reliability(cal: dict) -> str | None:
+    """Reliability of recommendation probabilities: they are small (a few percent), so the
+    axes follow the data instead of spanning [0, 1]."""
+    rel = cal.get("reliability") or {}
+    pred, obs = rel.get("predicted") or [], rel.get("observed") or []
+    if not pred:
+        return None
+    fig = Figure(figsize=(4.2, 4))
+    ax = fig.subplots()
+    top = max(max(pred), max(obs)) * 1.1 or 1.0
+    ax.plot([0, top], [0, top], ":", color=_GREY, label="perfect")
+    sizes = np.asarray(rel.get("count") or [20] * len(pred), dtype=float)
+    ax.scatter(pred, obs, s=20 + 200 * sizes / max(sizes.max(), 1), color=_BLUE, zorder=3, label="calibrated model")
+    ax.plot(pred, obs, "-", color=_BLUE)
+    ax.set_xlabel("predicted P(next purchase = item), top-10 items")
+    ax.set_ylabel("observed rate")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ece, raw = cal.get("ece@10"), cal.get("ece@10_raw")
+    if ece is not None:
+        ax.set_title(f"ECE {ece:.4f} (before calibration {raw:.4f})", fontsize=9)
+    ax.legend(loc="upper left")
+    return _to_uri(fig)
+
+
+def tradeoff(rows: list[dict], k: int = 10) -> str | None:
+    """Revenue@k against NDCG@k over the blend grid of the profit objective."""
+    rows = [r for r in rows if r.get(f"revenue@{k}") is not None]
+    if len(rows) < 2:
+        return None
+    fig = Figure(figsize=(4.6, 3.6))
+    ax = fig.subplots()
+    x, y = [r[f"ndcg@{k}"] for r in rows], [r[f"revenue@{k}"] for r in rows]
+    ax.plot(x, y, "o-", color=_ORANGE)
+    for r, xi, yi in zip(rows, x, y):
+        ax.annotate(f"λ={r['blend']:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(f"NDCG@{k} (history excluded)")
+    ax.set_ylabel(f"revenue@{k} per user")
+    ax.set_title("relevance vs expected value", fontsize=9)
     return _to_uri(fig)
 
 
