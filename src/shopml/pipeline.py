@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import polars as pl
 
 from shopml.errors import ConfigError, DataError, ShopMLError
@@ -241,6 +242,9 @@ def _save(out, events, cfg, jobs, periods, done, skipped, quality, log) -> FitRe
         if res.winner:
             winners[job] = res.winner
     components = _saveable(components, skipped, log)
+    if "recommend" in components and "pricing" in components:
+        extras.setdefault("recommend", {})["prices"] = proposed_prices(components["recommend"], components["pricing"],
+                                                                       log)
     extras.update(quality=quality or _quality(events), learning_curves=curves, fit_seconds=seconds,
                   winners=winners, periods=periods.to_dict())
     rec = components.get("recommend")
@@ -249,6 +253,36 @@ def _save(out, events, cfg, jobs, periods, done, skipped, quality, log) -> FitRe
              metrics=metrics, data=data_fingerprint(events), skipped=skipped, extras=extras,
              items=list(getattr(rec, "item_ids_", [])), users=list(getattr(rec, "user_ids_", [])))
     return FitResult(Path(out), metrics, skipped, seconds, extras, winners, periods.to_dict())
+
+
+def proposed_prices(rec, book, log=lambda msg: None) -> dict:
+    """Give the recommender the pricing job's proposed price of every item the price book
+    covers (the book's default rules), so the revenue and profit objectives and the price rule
+    use the price the shop is about to charge; other items keep their latest price in the log.
+    Returns how many prices came from where.
+
+    Example:
+        >>> class Book:
+        ...     item_ids_ = ["b", "zzz"]
+        ...     def optimize_item(self, item_id): return {"price": 9.5}
+        >>> from shopml.recommend.baselines import MostPopular
+        >>> from shopml.recommend.base import sequences_from_lists
+        >>> m = MostPopular().fit(sequences_from_lists([["a", "b"]]), item_prices={"a": 1.0, "b": 2.0})
+        >>> proposed_prices(m, Book()), m.item_prices_.tolist()
+        ({'from_pricing_job': 1, 'from_log': 1}, [nan, 1.0, 9.5])
+    """
+    index = getattr(rec, "_item_index", {})
+    n = 0
+    for item in getattr(book, "item_ids_", []):
+        if item in index:
+            try:
+                rec.item_prices_[index[item]] = float(book.optimize_item(item)["price"])
+                n += 1
+            except ShopMLError as e:  # no feasible price: the item keeps its latest price
+                log(f"[recommend] no proposed price for item {item}: {e}")
+    known = int(np.isfinite(rec.item_prices_[1:]).sum())
+    log(f"[recommend] item prices: {n} proposed by the pricing job, {known - n} latest in the log")
+    return {"from_pricing_job": n, "from_log": known - n}
 
 
 def _quality(events: pl.DataFrame) -> dict:

@@ -134,3 +134,27 @@ def test_cli_and_service_price_book_agree(flags, panels, tmp_path, capsys):
     served = book.optimize_item("2", **{k: v for k, v in request.items() if v is not None})
     assert served["price"] == doc["price"] and served["current_price"] == doc["current_price"]
     assert served["objective"] == doc["objective"] and served["binding"] == list(doc["binding"])
+
+
+def test_optimize_group_shares_one_price_within_every_items_bounds(panels, tmp_path, capsys):
+    """`price optimize-group` is the book's decide_group: one price, feasible for every item,
+    and at least as good for the group as any other shared price on its ladder."""
+    import polars as pl
+
+    from shopml.pricing.demand import NeuralDemand
+
+    model = tmp_path / "demand"
+    run(["price", "fit", str(panels / "market.csv"), "--out", str(model), "--members", "1", "--epochs", "2"], capsys)
+    doc = json.loads(run(["price", "optimize-group", "--model", str(model), "--data", str(panels / "market.csv"),
+                          "--items", "1,2", "--max-change", "0.25", "--json"], capsys))
+    assert {i["item_id"] for i in doc["items"]} == {"1", "2"} and doc["objective"] == "profit"
+    for it in doc["items"]:
+        assert it["price"] == doc["price"] and abs(doc["price"] / it["current_price"] - 1) <= 0.25 + 1e-9
+    book = PriceBook().fit(NeuralDemand.load(model), pl.read_csv(panels / "market.csv"))
+    ladder = sorted({round(doc["price"] * f, 2) for f in (0.95, 1.0, 1.05)})
+    on_ladder = book.decide_group(["1", "2"], ladder=ladder, max_change=0.25)
+    assert on_ladder["price"] in ladder and on_ladder["value"] <= doc["value"] + 1e-6
+    for argv, msg in ((["--items", "1"], "at least two distinct"), (["--items", "1,999"], "no rows for item")):
+        with pytest.raises(SystemExit) as e:
+            main(["price", "optimize-group", "--model", str(model), "--data", str(panels / "market.csv"), *argv])
+        assert e.value.code == 2 and msg in capsys.readouterr().err

@@ -78,6 +78,24 @@ def test_price_optimization_respects_constraints(client):
     assert client.post("/v1/prices/optimize", json={"item_id": "nope"}, headers=ALL).status_code == 404
 
 
+def test_group_price_is_shared_and_within_every_items_bounds(client):
+    r = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1", "item2"]}, headers=ALL)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert [i["item_id"] for i in doc["items"]] == ["item1", "item2"]
+    for it in doc["items"]:  # the book's default cap holds around every item's current price
+        assert it["price"] == doc["price"] and abs(doc["price"] / it["current_price"] - 1) <= 0.3 + 1e-9
+    assert doc["value_interval"]["low"] <= doc["value"] <= doc["value_interval"]["high"]
+    one = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1"]}, headers=ALL)
+    assert one.status_code == 422
+    unknown = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1", "nope"]}, headers=ALL)
+    assert unknown.status_code == 404
+    infeasible = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1", "item2"], "min_price": 50,
+                                                                "max_price": 10}, headers=ALL)
+    assert infeasible.status_code == 409
+    assert client.post("/v1/prices/optimize-group", json={"item_ids": ["item1", "item2"]}, headers=REC).status_code == 403
+
+
 def test_demand_curve_is_monotone(client):
     r = client.get("/v1/items/item2/demand-curve", params={"points": 10}, headers=ALL).json()
     units = r["units"]

@@ -143,6 +143,47 @@ def optimize_cmd(
                   f"[{d['units_low']:.1f}, {d['units_high']:.1f}], binding: {', '.join(d['binding']) or 'none'}")
 
 
+@price_app.command("optimize-group")
+def optimize_group_cmd(
+    model: Path = typer.Option(..., help="model folder from `shopml price fit`"),
+    data: Path = typer.Option(..., help="table with the context rows"),
+    items: str = typer.Option(..., help="comma-separated item ids that must share one price"),
+    objective: str = typer.Option("profit"),
+    min_price: float = typer.Option(None), max_price: float = typer.Option(None),
+    max_change: float = typer.Option(None, help=f"default: ±{DEFAULT_MAX_CHANGE:g} around every item's current "
+                                     "price when neither --min-price nor --max-price is given"),
+    min_margin: float = typer.Option(None),
+    endings: str = typer.Option(None, help="e.g. 0.99,0.49"), ladder: str = typer.Option(None, help="e.g. 2.99,3.49"),
+    last_weeks: int = typer.Option(DEFAULT_LAST_WEEKS, help="context = each item's last N weeks (column 'week')"),
+    json_out: bool = JSON_OPTION,
+):
+    """One shared price for a group of items (one shelf price, a shared ladder) that maximizes
+    their summed profit; the same rules as `price optimize` and the service."""
+    from shopml.pricing.demand import NeuralDemand
+
+    if last_weeks < 1:
+        raise ConfigError(f"--last-weeks must be at least 1, got {last_weeks}")
+    ids = _split(items)
+    if len(ids) < 2 or len(set(ids)) != len(ids):
+        raise ConfigError("--items needs at least two distinct item ids, e.g. --items 5,7")
+    if objective not in ("profit", "revenue"):
+        raise ConfigError(f"--objective must be profit or revenue, got {objective!r}")
+    m = NeuralDemand.load(model)
+    df = read_table(data)
+    rows = df.filter(pl.col(m.item).cast(pl.Utf8).is_in(ids))
+    missing = sorted(set(ids) - set(rows[m.item].cast(pl.Utf8).unique().to_list()))
+    if missing:
+        raise DataError(f"no rows for item(s) {', '.join(missing)}", path=data)
+    book = PriceBook(item=m.item, last_weeks=last_weeks).fit(m, rows)
+    d = book.decide_group(ids, objective=objective, min_price=min_price, max_price=max_price, max_change=max_change,
+                          min_margin=min_margin, endings=_numbers(endings, "--endings"),
+                          ladder=_numbers(ladder, "--ladder"))
+    if json_out:
+        return print_json(d)
+    console.print(f"items {', '.join(ids)}: shared price {d['price']:.2f}, {d['objective']} {d['value']:.2f} "
+                  f"[{d['value_interval']['low']:.2f}, {d['value_interval']['high']:.2f}]", markup=False)
+
+
 @price_app.command("backtest")
 def backtest_cmd(
     items: int = typer.Option(50), stores: int = typer.Option(20), weeks: int = typer.Option(52),

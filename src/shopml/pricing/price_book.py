@@ -115,6 +115,39 @@ class PriceBook:
                            explain=explain)
         return {"item_id": item_id, **d}
 
+    def decide_group(self, item_ids, *, objective: str = "profit", unit_costs=None, **constraints) -> dict:
+        """One shared price for items that must move together (one shelf price, a shared
+        ladder): :func:`shopml.pricing.optimize.optimize_group` over the items' contexts, under
+        the book's rules (the default ±``default_max_change`` cap applies around *every*
+        item's current price). ``unit_costs`` (one per item, None = the book's) override costs;
+        the objective is revenue unless every item has a unit cost.
+
+        Example:
+            >>> book.decide_group(["i007", "i008"], ladder=[2.99, 3.49])["price"]   # doctest: +SKIP
+            3.49
+        """
+        from shopml.pricing.optimize import Constraints, optimize_group
+
+        item_ids = [str(i) for i in item_ids]
+        if len(item_ids) < 2 or len(set(item_ids)) != len(item_ids):
+            raise DataError("a price group needs at least two distinct item ids", column="item_ids")
+        looked = [self._lookup(i) for i in item_ids]
+        costs = list(unit_costs) if unit_costs is not None else [c for _, _, c in looked]
+        if len(costs) != len(item_ids):
+            raise DataError("give one unit cost per item of the group", column="unit_costs")
+        costs = [c if c is not None else looked[n][2] for n, c in enumerate(costs)]
+        kwargs = {k: v for k, v in constraints.items() if k in _CONSTRAINTS and v is not None}
+        kwargs.update({k: tuple(kwargs[k]) for k in ("endings", "ladder") if k in kwargs})
+        if "max_change" not in kwargs and "min_price" not in kwargs and "max_price" not in kwargs:
+            kwargs["max_change"] = self.default_max_change
+        objective = objective if all(c is not None for c in costs) else "revenue"
+        d = optimize_group(self.demand_, [ctx for ctx, _, _ in looked], current_prices=[p for _, p, _ in looked],
+                           costs=costs, constraints=Constraints(**kwargs), objective=objective)
+        items = [{"item_id": i, "price": it["price"], "expected_units": it["units"], "current_price": looked[n][1],
+                  "unit_cost": costs[n]} for n, (i, it) in enumerate(zip(item_ids, d["items"]))]
+        return {"item_ids": item_ids, "price": d["price"], "objective": objective, "value": d["value"],
+                "value_interval": {"low": d["value_low"], "high": d["value_high"]}, "items": items}
+
     def optimize_item(self, item_id: str, *, objective: str = "profit", unit_cost: float | None = None,
                       current_price: float | None = None, **constraints) -> dict:
         """The best feasible price of ``item_id`` in the service's shape (see :meth:`decide`)."""

@@ -304,6 +304,12 @@ def _add_pricing(app: FastAPI) -> None:
         """The profit- (or revenue-) maximizing price of an item under constraints."""
         return engine.optimize_price(body.item_id, body.model_dump(exclude={"item_id"}, exclude_none=True))
 
+    @app.post("/v1/prices/optimize-group", response_model=S.GroupPriceProposal,
+              responses={**_ERRORS, 409: {"model": S.ErrorOut, "description": "No shared price satisfies the constraints"}})
+    def optimize_group(body: S.GroupPriceRequest, engine: Engine = pricing):
+        """One shared price for items that must move together, maximizing their summed profit."""
+        return engine.optimize_group(body.item_ids, body.model_dump(exclude={"item_ids"}, exclude_none=True))
+
     @app.get("/v1/items/{item_id}/demand-curve", response_model=S.DemandCurve, responses=_ERRORS)
     def demand_curve(
         item_id: S.Id = PathParam(min_length=1, max_length=S.MAX_ID),

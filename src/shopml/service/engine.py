@@ -193,6 +193,13 @@ class Engine:
         self._check_item(model, item_id)
         return model.optimize_item(item_id, **constraints)
 
+    def optimize_group(self, item_ids: list[str], constraints: dict) -> dict:
+        """One shared price for ``item_ids`` under ``constraints`` (see GroupPriceRequest)."""
+        model = self._component("pricing", "pricing")
+        for i in item_ids:
+            self._check_item(model, i)
+        return model.decide_group(item_ids, **constraints)
+
     def demand_curve(self, item_id: str, *, points: int = 25, unit_cost: float | None = None) -> dict:
         """Units, revenue, profit and elasticity over a price grid for ``item_id``."""
         model = self._component("pricing", "pricing")

@@ -142,6 +142,25 @@ class PriceRequest(_Strict):
     )
 
 
+class GroupPriceRequest(_Strict):
+    """Items that must share one price (one shelf price, a shared ladder), and the constraints
+    every item's price must satisfy."""
+
+    item_ids: list[Id] = Field(..., min_length=2, max_length=100)
+    objective: Literal["profit", "revenue"] = "profit"
+    unit_costs: list[Annotated[Finite, Field(ge=0, le=1e9)] | None] | None = Field(
+        None, max_length=100, description="One per item (null = the run's cost); default: the run's costs."
+    )
+    min_price: Annotated[Finite, Field(gt=0, le=1e9)] | None = None
+    max_price: Annotated[Finite, Field(gt=0, le=1e9)] | None = None
+    max_change: Annotated[Finite, Field(gt=0, le=10)] | None = None
+    min_margin: Annotated[Finite, Field(ge=0, lt=1)] | None = None
+    endings: list[Annotated[Finite, Field(ge=0, lt=1)]] | None = Field(None, max_length=20)
+    ladder: list[Annotated[Finite, Field(gt=0, le=1e9)]] | None = Field(
+        None, max_length=200, description="The only allowed price points, e.g. [2.99, 3.49, 3.99]."
+    )
+
+
 class Interval(BaseModel):
     low: float
     high: float
@@ -156,6 +175,23 @@ class PriceProposal(BaseModel):
     units_interval: Interval | None = None
     profit_interval: Interval | None = None
     binding: list[str] = Field(default_factory=list, description="Constraints that bind at the chosen price.")
+
+
+class GroupItem(BaseModel):
+    item_id: str
+    price: float
+    expected_units: float
+    current_price: float
+    unit_cost: float | None = None
+
+
+class GroupPriceProposal(BaseModel):
+    item_ids: list[str]
+    price: float
+    objective: str
+    value: float = Field(..., description="The group's summed profit (or revenue) at the price.")
+    value_interval: Interval | None = None
+    items: list[GroupItem]
 
 
 class DemandCurve(BaseModel):
