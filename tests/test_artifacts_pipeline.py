@@ -171,7 +171,8 @@ def test_recommend_reports_calibration_and_a_revenue_tradeoff(shop_run):
     curve = rec["value_curve"]
     assert [r["blend"] for r in curve] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert curve[0]["objective"] == "relevance" and {r["objective"] for r in curve[1:]} == {"profit"}
-    assert all(r["revenue@10"] >= 0 and 0 <= r["ndcg@10"] <= 1 for r in curve)
+    # revenue@10 is there when the window's targets are purchases (not in every tiny shop)
+    assert all((r["revenue@10"] is None or r["revenue@10"] >= 0) and 0 <= r["ndcg@10"] <= 1 for r in curve)
     # the relevance row is the served model's protocol-A row of the metrics table
     served = next(r for r in res.metrics["recommend"] if r.get("winner") and r["protocol"] == "A")
     assert curve[0]["ndcg@10"] == pytest.approx(served["ndcg@10"])

@@ -142,6 +142,7 @@ def test_optimize_group_shares_one_price_within_every_items_bounds(panels, tmp_p
     import polars as pl
 
     from shopml.pricing.demand import NeuralDemand
+    from shopml.pricing.price_book import PriceBook
 
     model = tmp_path / "demand"
     run(["price", "fit", str(panels / "market.csv"), "--out", str(model), "--members", "1", "--epochs", "2"], capsys)

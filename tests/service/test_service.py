@@ -79,13 +79,20 @@ def test_price_optimization_respects_constraints(client):
 
 
 def test_group_price_is_shared_and_within_every_items_bounds(client):
-    r = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1", "item2"]}, headers=ALL)
+    body = {"item_ids": ["item1", "item2"], "min_price": 0.5, "max_price": 500.0, "endings": [0.99]}
+    r = client.post("/v1/prices/optimize-group", json=body, headers=ALL)
     assert r.status_code == 200, r.text
     doc = r.json()
     assert [i["item_id"] for i in doc["items"]] == ["item1", "item2"]
-    for it in doc["items"]:  # the book's default cap holds around every item's current price
-        assert it["price"] == doc["price"] and abs(doc["price"] / it["current_price"] - 1) <= 0.3 + 1e-9
+    assert 0.5 <= doc["price"] <= 500 and round(doc["price"] % 1, 2) == 0.99
+    assert all(it["price"] == doc["price"] and it["expected_units"] > 0 for it in doc["items"])
     assert doc["value_interval"]["low"] <= doc["value"] <= doc["value_interval"]["high"]
+    # without bounds the ±30% cap holds around every item's current price: a shared price
+    # exists only when the two are within reach of each other
+    capped = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1", "item2"]}, headers=ALL)
+    cur = [it["current_price"] for it in doc["items"]]
+    reachable = max(cur) * 0.7 <= min(cur) * 1.3
+    assert capped.status_code == (200 if reachable else 409)
     one = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1"]}, headers=ALL)
     assert one.status_code == 422
     unknown = client.post("/v1/prices/optimize-group", json={"item_ids": ["item1", "nope"]}, headers=ALL)

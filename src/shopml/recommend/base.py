@@ -99,6 +99,7 @@ class SequentialRecommender(Estimator):
             raise DataError("no events to fit on")
         self.item_ids_ = sequences.item_map.to_list()
         self.n_items_ = len(self.item_ids_)
+        self.n_model_items_ = self.n_items_  # items the model's own tables cover (add_items may add more)
         if items.max() > self.n_items_ or items.min() < 1:
             raise DataError("item indices must be 1..n_items")
         self.pop_ = np.bincount(items, minlength=self.n_items_ + 1).astype(np.float64)
@@ -159,10 +160,6 @@ class SequentialRecommender(Estimator):
         n_old = self.n_items_
         self.item_ids_ = self.item_ids_ + new
         self.n_items_ = len(self.item_ids_)
-        if isinstance(self.pop_, torch.Tensor):  # baselines keep popularity as a tensor
-            self.pop_ = torch.cat([self.pop_, torch.zeros(len(new), dtype=self.pop_.dtype)])
-        else:
-            self.pop_ = np.concatenate([self.pop_, np.zeros(len(new))])
         cats, prices = item_categories or {}, item_prices or {}
         self.item_categories_ = list(self.item_categories_) + [str(cats.get(i, "")) for i in new]
         self.item_prices_ = np.concatenate([self.item_prices_, [float(prices.get(i, np.nan)) for i in new]])
@@ -177,11 +174,15 @@ class SequentialRecommender(Estimator):
             self.item_token_offsets_ = np.concatenate([self.item_token_offsets_, self.item_token_offsets_[-1] + off[2:]])
             self.item_tokens_ = np.concatenate([self.item_tokens_, tok])
         self._build_lookups()
-        self._grow(n_old, len(new))
+        if self._grow(n_old, len(new)):
+            self.n_model_items_ = self.n_items_
         return self
 
-    def _grow(self, n_old: int, n_new: int) -> None:
-        """Hook: extend the model's item tables by ``n_new`` items (default: nothing to grow)."""
+    def _grow(self, n_old: int, n_new: int) -> bool:
+        """Hook: extend the model's own tables (and ``pop_``) by ``n_new`` items and return True;
+        the default grows nothing: the model scores the items it was fitted on, and
+        :meth:`score_batch` ranks the added ones after them."""
+        return False
 
     def _build_lookups(self) -> None:
         self._item_index = {i: n + 1 for n, i in enumerate(self.item_ids_)}
@@ -194,8 +195,12 @@ class SequentialRecommender(Estimator):
         self._check_fitted()
         if users is None:
             users = torch.zeros(hist.shape[0], dtype=torch.long)
+        hist = hist.long()
+        n_model = getattr(self, "n_model_items_", self.n_items_)
+        if n_model < self.n_items_:  # added items mean nothing to a model that did not grow
+            hist = hist.masked_fill(hist > n_model, 0)
         with torch.no_grad():
-            s = self._score(hist.long(), users.long()).float()
+            s = self._score(hist, users.long()).float()
         if s.shape[1] < self.n_items_ + 1:
             # Items added after fit (add_items) that this model cannot score: ranked after
             # every item it knows, still eligible, so k items come back when k are eligible.
@@ -213,7 +218,9 @@ class SequentialRecommender(Estimator):
         return ~(hist > 0).any(dim=1) | ~torch.isfinite(scores[:, 1:]).all(dim=1)
 
     def _popularity_row(self) -> torch.Tensor:
-        row = torch.as_tensor(self.pop_, dtype=torch.float32).clone()
+        row = torch.zeros(self.n_items_ + 1)
+        pop = torch.as_tensor(self.pop_, dtype=torch.float32)
+        row[: len(pop)] = pop  # items added after fit have no popularity yet
         row[0] = float("-inf")
         return row
 
@@ -382,6 +389,7 @@ class SequentialRecommender(Estimator):
                    "item_tokens": getattr(self, "item_tokens_", np.zeros(0, np.int64))}
         meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_, "temperature": self.temperature_,
                 "feature_vocab": getattr(self, "feature_vocab_", []),
+                "n_model_items": getattr(self, "n_model_items_", self.n_items_),
                 "item_categories": self.item_categories_, "fit_info": getattr(self, "fit_info_", {})}
         return params, tensors, meta
 
@@ -405,7 +413,13 @@ class SequentialRecommender(Estimator):
             self.pop_ = np.bincount(self.hist_items_, minlength=self.n_items_ + 1).astype(np.float64)
             self.pop_[0] = 0.0
         self._build_lookups()
-        self._restore(md.params, md.tensors)
+        # The model's own tables cover the items it was fitted (or grown) on: it rebuilds at that size.
+        self.n_model_items_ = int(md.meta.get("n_model_items", self.n_items_))
+        n_all, self.n_items_ = self.n_items_, self.n_model_items_
+        try:
+            self._restore(md.params, md.tensors)
+        finally:
+            self.n_items_ = n_all
 
     # ------------------------------------------------------------------ hooks
     def _fit_indices(self, indptr, items, valid_targets) -> dict:

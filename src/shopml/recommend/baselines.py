@@ -106,7 +106,7 @@ class ItemKNN(SequentialRecommender):
         b, width = hist.shape
         h = hist.numpy()
         rows, cols = np.nonzero(h)
-        q = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, h[rows, cols])), shape=(b, self.n_items_ + 1))
+        q = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, h[rows, cols])), shape=(b, self.sim_.shape[0]))
         s = np.asarray((q @ self.sim_).todense(), dtype=np.float32)
         s += _TIE * self.pop_ / max(self.pop_.max(), 1.0)
         return torch.from_numpy(s)
@@ -196,7 +196,7 @@ class Repurchase(SequentialRecommender):
         width = hist.shape[1]
         # each occurrence counts 1, plus up to `recency` for being late in the history
         w = 1.0 + self.recency * torch.arange(1, width + 1, dtype=torch.float32) / width
-        s = torch.zeros(hist.shape[0], self.n_items_ + 1)
+        s = torch.zeros(hist.shape[0], len(self.pop_))
         s.scatter_add_(1, hist, w.expand_as(hist) * (hist > 0))
         return s + _TIE * self.pop_ / max(float(self.pop_.max()), 1.0)
 
@@ -245,7 +245,8 @@ class CategoryPopularity(SequentialRecommender):
         self.m_ = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.asarray(self.item_tokens_, np.int64))),
                                 shape=(self.n_items_ + 1, n_tok))
 
-    def _grow(self, n_old: int, n_new: int) -> None:
+    def _grow(self, n_old: int, n_new: int) -> bool:
+        self.pop_ = torch.cat([self.pop_, torch.zeros(n_new, dtype=self.pop_.dtype)])
         self._tokens()
         m = self.m_
         old = m[1 : n_old + 1]
@@ -255,6 +256,7 @@ class CategoryPopularity(SequentialRecommender):
         share = np.asarray(new.sum(1)).ravel()
         guess = np.asarray(new @ tok_mean).ravel() / np.maximum(share, 1.0)
         self.pop_[n_old + 1 :] = torch.from_numpy(guess.astype(np.float32))
+        return True
 
     def _score(self, hist, users):
         h = hist.numpy()

@@ -165,7 +165,7 @@ def _shop_value(model, rnd, temperature: float) -> dict:
     seqs, t_indptr, t_items, t_values = rnd
     model.temperature_ = temperature
     out = {"calibration": slate_reliability(model, seqs, t_indptr, t_items)}
-    if t_values is not None and np.isfinite(model.item_prices_[1:]).any():
+    if np.isfinite(model.item_prices_[1:]).any():  # revenue@10 only where the targets are purchases
         out["value_curve"] = value_curve(model, seqs, t_indptr, t_items, t_values)
     return out
 

@@ -83,13 +83,15 @@ class _NeuralRecommender(SequentialRecommender):
             for table in self._tables(net):
                 table.set_tokens(off, tok)
 
-    def _grow(self, n_old: int, n_new: int) -> None:
+    def _grow(self, n_old: int, n_new: int) -> bool:
         off = torch.from_numpy(self.item_token_offsets_) if self._n_tokens() else None
         tok = torch.from_numpy(self.item_tokens_) if self._n_tokens() else None
         for table in self._tables(self.net_):
             table.grow(n_new, off, tok)
         self.net_.n_items = self.n_items_
         self.net_.eval()
+        self.pop_ = np.concatenate([self.pop_, np.zeros(n_new)])  # no interactions yet
+        return True
 
     def _fit_indices(self, indptr, items, valid_targets) -> dict:
         torch.manual_seed(self.seed)
@@ -277,13 +279,14 @@ class CaserRecommender(_NeuralRecommender):
     def _tables(net):
         return [net.item_emb, net.out_emb]
 
-    def _grow(self, n_old: int, n_new: int) -> None:
+    def _grow(self, n_old: int, n_new: int) -> bool:
         super()._grow(n_old, n_new)
         old = self.net_.out_bias.weight.data
         self.net_.out_bias = torch.nn.Embedding(old.shape[0] + n_new, 1)
         with torch.no_grad():  # a new item starts at the mean bias: no evidence either way
             self.net_.out_bias.weight[: old.shape[0]] = old
             self.net_.out_bias.weight[old.shape[0] :] = old[1:].mean()
+        return True
 
     def _training_tensors(self, indptr, items) -> IndexBatches:
         """One sample per event after a user's first: the previous ``L`` items, user row, target."""
