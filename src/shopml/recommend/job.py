@@ -142,9 +142,9 @@ def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, bu
 
 
 def _calibrate_on_window(models: dict, rnd) -> dict:
-    """Temperatures of the validation round's models, fitted on the validation window (one
-    drawn target per user): the second round's models, fitted on more data, reuse them so the
-    test window never steers them."""
+    """Temperatures of the validation round's ``models`` (only the served one is passed),
+    fitted on the validation window (one drawn target per user): the second round's model,
+    fitted on more data, reuses it so the test window never steers it."""
     from shopml.recommend.window_value import window_temperature
 
     seqs, t_indptr, t_items, _ = rnd
@@ -186,7 +186,7 @@ def fit_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     # the second fit trains as many epochs as the first found best (no early stopping: the
     # test window must not steer it), within what is left of the budget
     best_epoch = max(int(models["sasrec"].fit_info_.get("best_epoch") or 1), 1)
-    calibrate = _calibrate_on_window(models, vround)
+    calibrate = _calibrate_on_window({winner["model"]: models[winner["model"]]}, vround)
     models, rows, tround = _round(ev, ctx, p.test_from, None, best_epoch, ctx.remaining(0.9), log)
     seqs = tround[0]
     for r in rows:
