@@ -39,7 +39,7 @@ from shopml.errors import ConfigError, DataError, ShopMLError
 from shopml.jobs import JobContext, Periods, Skip
 from shopml.runs import data_fingerprint, save_run
 
-__all__ = ["FitConfig", "FitResult", "fit_all", "JOBS", "PRESETS"]
+__all__ = ["FitConfig", "FitResult", "fit_all", "load_previous", "JOBS", "PRESETS"]
 
 log_ = logging.getLogger("shopml.pipeline")
 
@@ -63,6 +63,8 @@ class FitConfig:
     customer_epochs: int = 40
     customer_samples: int = 200
     pricing_epochs: int = 200
+    refresh_epochs: int = 3  # a warm start's epochs on the new period's users plus the replay
+    refresh_replay: float = 1.0  # replayed users per user with new events (a warm start)
     threads: int = 2
     seed: int = 0
     progress: bool = True
@@ -79,7 +81,7 @@ class FitConfig:
                         session_sample=256, customer_epochs=15, customer_samples=64, pricing_epochs=100),
             "tiny": cls(rec_dim=16, rec_max_len=20, rec_epochs=3, rec_patience=2, session_hidden=16,
                         session_epochs=1, session_sample=32, customer_epochs=2, customer_samples=8,
-                        pricing_epochs=10, progress=False),
+                        pricing_epochs=10, refresh_epochs=1, progress=False),
         }
         if name not in presets:
             raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
@@ -118,6 +120,35 @@ def _fitters() -> dict[str, Callable]:
     return {"recommend": fit_recommend, "sessions": fit_sessions, "customers": fit_customers, "pricing": fit_pricing}
 
 
+def _refreshers() -> dict[str, Callable]:
+    """The jobs a warm start continues from the previous run; the others are fitted afresh
+    (sessions and pricing: their models are quick to refit and choose on the new data)."""
+    from shopml.customers.job import refresh_customers
+    from shopml.recommend.warm import refresh_recommend
+
+    return {"recommend": refresh_recommend, "customers": refresh_customers}
+
+
+def _fitter(job: str, previous) -> Callable:
+    """A warm start's refresher where the previous run has the job's model, else the full fit."""
+    if previous is not None and job in _refreshers() and previous.get(job) is not None:
+        return _refreshers()[job]
+    return _fitters()[job]
+
+
+def load_previous(path):
+    """The run a warm start continues (verified, with its models), or a one-line error."""
+    from shopml.runs import load_run
+
+    path = Path(path)
+    if not (path / "manifest.json").is_file():
+        raise ConfigError(f"--warm-start {path}: not a shopml run folder (no manifest.json)")
+    run = load_run(path)
+    if "periods" not in run.manifest.get("params", {}):
+        raise ConfigError(f"--warm-start {path}: the run was not written by shopml fit (no time line)")
+    return run
+
+
 def periods_of(events: pl.DataFrame, test_from=None) -> Periods:
     """The time line of ``events``; ``test_from`` is a date, datetime or ISO string."""
     import datetime as dt
@@ -146,7 +177,8 @@ def periods_of(events: pl.DataFrame, test_from=None) -> Periods:
 def fit_all(events: pl.DataFrame, out, *, config: FitConfig | None = None, jobs=JOBS,
             quality: dict | None = None, test_from=None, max_minutes: float | None = None,
             price_panel: pl.DataFrame | None = None, price_truth=None,
-            session_truth: pl.DataFrame | None = None, log: Callable[[str], None] | None = None) -> FitResult:
+            session_truth: pl.DataFrame | None = None, log: Callable[[str], None] | None = None,
+            warm_start=None) -> FitResult:
     """Train every job in ``jobs`` the (canonical, pseudonymized) ``events`` support, then
     save the run to ``out`` atomically. ``quality`` is the data-quality report to embed.
 
@@ -154,7 +186,12 @@ def fit_all(events: pl.DataFrame, out, *, config: FitConfig | None = None, jobs=
     controls, in the layout of :func:`shopml.data.market.simulate_market`) when given, else
     the weekly panel implied by the events; ``price_truth`` (true elasticities) adds the
     estimation error to the metrics; ``session_truth`` (session_id, propensity) adds the true
-    propensity's AUC beside the intent model's."""
+    propensity's AUC beside the intent model's.
+
+    ``warm_start`` (a run folder, or a loaded run) continues that run's recommender and
+    customer models on ``events`` (the log as it is now) instead of choosing and training
+    them again (:mod:`shopml.recommend.warm`); item ids keep their rows and new items and users
+    are added."""
     from shopml.training import torch_threads
 
     cfg = config or FitConfig()
@@ -165,7 +202,12 @@ def fit_all(events: pl.DataFrame, out, *, config: FitConfig | None = None, jobs=
     periods = periods_of(events, test_from)
     log(f"time line: fit {periods.start.date()} .. {periods.valid_from.date()}, validation .. "
         f"{periods.test_from.date()}, test .. {periods.end.date()}")
-    extra = {"price_panel": price_panel, "price_truth": price_truth, "session_truth": session_truth}
+    previous = load_previous(warm_start) if isinstance(warm_start, (str, Path)) else warm_start
+    if previous is not None:
+        log(f"warm start from {previous.path} (trained on events before "
+            f"{previous.manifest['params']['periods']['test_from'][:10]})")
+    extra = {"price_panel": price_panel, "price_truth": price_truth, "session_truth": session_truth,
+             "previous": previous}
     budget = None if max_minutes is None else float(max_minutes) * 60.0
     t_start = time.perf_counter()
     done: dict[str, Any] = {}
@@ -174,9 +216,10 @@ def fit_all(events: pl.DataFrame, out, *, config: FitConfig | None = None, jobs=
         for i, job in enumerate(jobs):
             job_budget = _job_budget(budget, t_start, jobs[i:])
             ctx = JobContext(cfg=cfg, periods=periods, budget_s=job_budget, log=log, extra=extra)
-            outcome = _run_job(job, events, ctx, log)
+            outcome = _run_job(job, _fitter(job, previous), events, ctx, log)
             (skipped.append(outcome) if isinstance(outcome, dict) else done.__setitem__(job, outcome))
-    return _save(out, events, cfg, jobs, periods, done, skipped, quality, log)
+    warm = None if previous is None else {"from": str(previous.path), "fingerprint": previous.fingerprint}
+    return _save(out, events, cfg, jobs, periods, done, skipped, quality, log, warm)
 
 
 def _job_budget(budget: float | None, t_start: float, remaining_jobs) -> float | None:
@@ -188,14 +231,14 @@ def _job_budget(budget: float | None, t_start: float, remaining_jobs) -> float |
     return max(left * shares[0] / sum(shares), 5.0)
 
 
-def _run_job(job: str, events: pl.DataFrame, ctx: JobContext, log):
+def _run_job(job: str, fitter: Callable, events: pl.DataFrame, ctx: JobContext, log):
     """The job's (result, seconds), or a ``{"job", "reason", "status"}`` row when it was
     skipped (the data does not support it) or failed (an error, reported in one line)."""
     t0 = time.perf_counter()
     budget = "" if ctx.budget_s is None else f" (budget {ctx.budget_s:.0f} s)"
     log(f"[{job}] starting{budget}")
     try:
-        res = _fitters()[job](events, ctx)
+        res = fitter(events, ctx)
     except Skip as why:
         log(f"[{job}] skipped: {why}")
         return {"job": job, "reason": str(why), "status": "skipped"}
@@ -233,7 +276,7 @@ def _saveable(components: dict, skipped: list, log) -> dict:
     return ok
 
 
-def _save(out, events, cfg, jobs, periods, done, skipped, quality, log) -> FitResult:
+def _save(out, events, cfg, jobs, periods, done, skipped, quality, log, warm=None) -> FitResult:
     components, metrics, extras, curves, seconds, winners = {}, {}, {}, {}, {}, {}
     for job, (res, secs) in done.items():
         components.update(res.components)
@@ -249,7 +292,8 @@ def _save(out, events, cfg, jobs, periods, done, skipped, quality, log) -> FitRe
                   winners=winners, periods=periods.to_dict())
     rec = components.get("recommend")
     save_run(out, components=components,
-             params={"config": cfg.__dict__, "jobs": list(jobs), "periods": periods.to_dict(), "winners": winners},
+             params={"config": cfg.__dict__, "jobs": list(jobs), "periods": periods.to_dict(), "winners": winners,
+                     **({"warm_start": warm} if warm else {})},
              metrics=metrics, data=data_fingerprint(events), skipped=skipped, extras=extras,
              items=list(getattr(rec, "item_ids_", [])), users=list(getattr(rec, "user_ids_", [])))
     return FitResult(Path(out), metrics, skipped, seconds, extras, winners, periods.to_dict())

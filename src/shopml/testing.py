@@ -219,6 +219,27 @@ def check_recommender(factory, tmp_dir) -> None:
     loaded.save(Path(tmp_dir) / "grown")
     grown = type(model).load(Path(tmp_dir) / "grown")
     assert torch.equal(loaded.score_batch(h, u), grown.score_batch(h, u)), "a grown model must load identically"
+    _check_refresh(type(model).load(path), hists, tmp_dir)
+
+
+def _check_refresh(model, hists, tmp_dir) -> None:
+    """A warm refresh: a new user with a new item joins, known items keep their index, every
+    item is scored, and the refreshed model saves and loads to identical scores."""
+    from shopml.data.sequences import IdMap
+
+    more = hists + [["i1", "fresh", "fresh", "i2"]]
+    users = [f"user{u}" for u in range(len(hists))] + ["newbie"]
+    seqs = sequences_from_lists(more, users, item_map=IdMap(model.item_ids_).extended(["fresh"]))
+    known = list(model.item_ids_)
+    assert model.refresh(seqs, rows=[0, len(hists)], epochs=1) is model
+    assert model.item_ids_ == known + ["fresh"] and model.n_model_items_ == model.n_items_
+    recs = model.recommend(["newbie"] if model.serves_known_users else [more[-1]], k=model.n_items_,
+                           exclude_seen=False)[0]
+    assert "fresh" in {r["item_id"] for r in recs} and len(recs) == model.n_items_
+    model.save(Path(tmp_dir) / "refreshed")
+    again = type(model).load(Path(tmp_dir) / "refreshed")
+    h, u = torch.tensor([[0, 1, 2, len(known) + 1]]), torch.tensor([len(hists) + 1 if model.serves_known_users else 0])
+    assert torch.equal(model.score_batch(h, u), again.score_batch(h, u)), "a refreshed model must load identically"
 
 
 def planted_split(n_users: int = 400, n_items: int = 120, seed: int = 0):

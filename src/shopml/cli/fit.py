@@ -20,7 +20,7 @@ from shopml.cli import inputs as opt
 from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, print_json, write_benchmark
 from shopml.errors import ConfigError
 
-__all__ = ["fit_cmd", "bench_fit", "fit_log", "print_fit", "plain"]
+__all__ = ["fit_cmd", "bench_fit", "bench_refresh", "fit_log", "print_fit", "plain"]
 
 
 def plain(message: str) -> None:
@@ -63,7 +63,7 @@ def parse_date(value: str | None, flag: str) -> dt.datetime | None:
 
 
 def fit_log(events: str, out: Path, load: dict, *, test_from, max_minutes: float | None, jobs, preset: str,
-            show: bool, log):
+            show: bool, log, warm_start=None):
     """Load the log, report its quality, fit every job into ``out``; returns (result, quality)."""
     from shopml import progress
     from shopml.cli.render import FitProgress
@@ -80,7 +80,7 @@ def fit_log(events: str, out: Path, load: dict, *, test_from, max_minutes: float
         cfg = cfg.for_data(df)
     with FitProgress(enabled=show) as bar, progress.listen(bar):
         res = fit_all(df, out, config=cfg, jobs=jobs, quality=quality, test_from=test_from,
-                      max_minutes=max_minutes, log=log)
+                      max_minutes=max_minutes, log=log, warm_start=warm_start)
     return res, quality
 
 
@@ -119,6 +119,9 @@ def fit_cmd(
     jobs: str = typer.Option(None, "--jobs", help=JOBS_HELP),
     preset: Preset = typer.Option(Preset.auto, "--preset", help="Model sizes: auto (from the data's size), "
                                   "full, demo (fast) or tiny."),
+    warm_start: Path = typer.Option(None, "--warm-start", help="An earlier run to continue: its recommender "
+                                    "and customer models train a few epochs on the new events (give the whole "
+                                    "log; events after that run's training cut are new) instead of a refit."),
     json_out: bool = JSON_OPTION,
 ):
     """Train every job the log supports (recommend, sessions, customers, pricing) against its
@@ -126,13 +129,17 @@ def fit_cmd(
     save one run."""
     from shopml.runs import check_run_target
 
+    from shopml.pipeline import load_previous
+
     load = opt.checked_load_kwargs(events, locals())
     check_run_target(out, inputs=_inputs(events, exclude_items))
     cut, budget, job_list = parse_date(test_from, "--test-from"), _check_minutes(max_minutes), parse_jobs(jobs)
+    previous = None if warm_start is None else load_previous(warm_start)
     from shopml.report import write_report
 
     res, _ = fit_log(events, out, load, test_from=cut, max_minutes=budget, jobs=job_list,
-                     preset=preset.value, show=not json_out, log=(lambda m: None) if json_out else plain)
+                     preset=preset.value, show=not json_out, log=(lambda m: None) if json_out else plain,
+                     warm_start=previous)
     report = write_report(out)  # RUN/report.html: the run and its report, in one step
     if json_out:
         print_json({"run": str(out), "report": str(report), "metrics": res.metrics, "winners": res.winners,
@@ -213,6 +220,43 @@ def bench_fit(
                       run=run, log=plain)
     extra = {"seconds": res.extra.pop("seconds"), "command": "shopml " + " ".join(sys.argv[1:]), **res.extra}
     write_benchmark(out, res.dataset, res.rows, extra)
+
+
+@benchmark_app.command("refresh")
+def bench_refresh(
+    events: str = typer.Option(..., "--events", help=opt.EVENTS_HELP),
+    split_at: str = typer.Option(..., "--split-at", help="The previous run is fitted on the log before DATE."),
+    out: Path = typer.Option(..., "--out", help="JSON file to write (+ .md twin)."),
+    format: opt.Format = opt.FORMAT,
+    column_map: list[str] = opt.MAP,
+    event_map: list[str] = opt.EVENT_MAP,
+    event_type: str = opt.EVENT_TYPE,
+    timestamp_format: str = opt.TS_FORMAT,
+    missing_user: opt.MissingUser = opt.MISSING_USER,
+    bad_prices: opt.BadPrices = opt.BAD_PRICES,
+    exclude_items: str = opt.EXCLUDE,
+    table: str = opt.TABLE,
+    query: str = opt.QUERY,
+    test_from: str = typer.Option(None, "--test-from", help="First day of the test window (default: the fit's "
+                                  "rule on the whole log)."),
+    max_minutes: float = typer.Option(15.0, "--max-minutes", help="Wall-time budget of each fit (0 = none)."),
+    jobs: str = typer.Option("recommend,customers", "--jobs", help=JOBS_HELP),
+    preset: Preset = typer.Option(Preset.auto, "--preset"),
+):
+    """A warm start against a full refit: fit before --split-at, then both on the log up to
+    the test window, both scored on it; rows per mode x job x model."""
+    from shopml import progress
+    from shopml.benchmarks.refresh import run_refresh
+    from shopml.cli.render import FitProgress
+
+    load = opt.checked_load_kwargs(events, locals())
+    _check_bench_out(out)
+    split = parse_date(split_at, "--split-at")
+    cut, budget, job_list = parse_date(test_from, "--test-from"), _check_minutes(max_minutes), parse_jobs(jobs)
+    with FitProgress(enabled=sys.stderr.isatty()) as bar, progress.listen(bar):
+        res = run_refresh(events, split, load=load, test_from=cut, jobs=job_list, preset=preset.value,
+                          max_minutes=budget, log=plain)
+    write_benchmark(out, res.dataset, res.rows, {"command": "shopml " + " ".join(sys.argv[1:]), **res.extra})
 
 
 def _check_bench_out(out: Path) -> None:

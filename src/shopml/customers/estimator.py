@@ -156,14 +156,17 @@ class CustomerForecaster(Estimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, transactions: pl.DataFrame, calibration_end: dt.date | None = None,
-            start: dt.date | None = None, verbose: bool = False) -> "CustomerForecaster":
-        """Fit on transactions up to ``calibration_end`` (inclusive; default: the last date)."""
+            start: dt.date | None = None, verbose: bool = False, warm_start=None) -> "CustomerForecaster":
+        """Fit on transactions up to ``calibration_end`` (inclusive; default: the last date).
+        ``warm_start`` (a fitted forecaster of the same sizes) starts each RNN member from its
+        weights: the nets read weekly counts, not customer ids, so they carry over to a longer
+        log with new customers, and a few epochs refresh them. BG/NBD is refitted (closed form)."""
         ids, day, usd, start = transactions_to_days(transactions, start)
         end = int(day.max()) if calibration_end is None else (calibration_end - start).days
-        return self.fit_arrays(ids, day, usd, end, start=start, verbose=verbose)
+        return self.fit_arrays(ids, day, usd, end, start=start, verbose=verbose, warm_start=warm_start)
 
     def fit_arrays(self, ids, day, dollars, calibration_end: int, start: dt.date | None = None,
-                   verbose: bool = False) -> "CustomerForecaster":
+                   verbose: bool = False, warm_start=None) -> "CustomerForecaster":
         """Fit on arrays: ids, day index (days since ``start``), dollars; window days [0, calibration_end]."""
         if self.max_count < 1 or self.dim < 1 or self.epochs < 0:
             raise ConfigError("max_count and dim must be >= 1, epochs >= 0")
@@ -188,6 +191,8 @@ class CustomerForecaster(Estimator):
         for k in range(self.n_members):
             torch.manual_seed(self.seed + k)
             net = CustomerGRU(self.dim, self.max_count + 1, N_FEATURES)
+            if warm_start is not None and k < len(warm_start.nets_):
+                net.load_state_dict(warm_start.nets_[k].state_dict())  # same sizes, or it raises
             self.history_.append(_train(net, x[:, :-1], y, mask, self, self.seed + k, verbose))
             net.eval()
             with torch.no_grad():

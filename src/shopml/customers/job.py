@@ -16,7 +16,7 @@ import polars as pl
 from shopml import progress
 from shopml.jobs import JobContext, JobResult, Skip, pick_winner
 
-__all__ = ["fit_customers", "customer_transactions"]
+__all__ = ["fit_customers", "refresh_customers", "customer_transactions"]
 
 
 def customer_transactions(events: pl.DataFrame) -> pl.DataFrame:
@@ -35,8 +35,11 @@ def customer_transactions(events: pl.DataFrame) -> pl.DataFrame:
             .filter(pl.col("q") > 0).drop("q").sort("customer_id", "date"))
 
 
-def _round(tx: pl.DataFrame, ctx: JobContext, start: dt.date, cut: dt.date, until: dt.date, budget, log):
-    """Calibrate on days before ``cut``; score purchase days in ``[cut, until)`` per customer."""
+def _round(tx: pl.DataFrame, ctx: JobContext, start: dt.date, cut: dt.date, until: dt.date, budget, log,
+           warm_start=None):
+    """Calibrate on days before ``cut``; score purchase days in ``[cut, until)`` per customer.
+    With ``warm_start`` (the previous run's forecaster) the RNN continues from its weights
+    for ``refresh_epochs``."""
     from shopml.customers.estimator import CustomerForecaster
 
     cal = tx.filter(pl.col("date") < cut)
@@ -45,10 +48,13 @@ def _round(tx: pl.DataFrame, ctx: JobContext, start: dt.date, cut: dt.date, unti
         raise Skip(f"{weeks_cal} calibration weeks and {cal['customer_id'].n_unique()} customers before {cut} "
                    "(need >= 3 weeks and >= 30 customers)")
     cfg = ctx.cfg
-    model = CustomerForecaster(epochs=cfg.customer_epochs, n_samples=cfg.customer_samples, seed=cfg.seed,
-                               max_seconds=budget)
+    if warm_start is not None:
+        model = CustomerForecaster(**{**warm_start.get_params(), "epochs": cfg.refresh_epochs, "max_seconds": budget})
+    else:
+        model = CustomerForecaster(epochs=cfg.customer_epochs, n_samples=cfg.customer_samples, seed=cfg.seed,
+                                   max_seconds=budget)
     with progress.stage(job="customers", model="rnn", budget_s=budget):
-        model.fit(cal, calibration_end=cut - dt.timedelta(days=1), start=start)
+        model.fit(cal, calibration_end=cut - dt.timedelta(days=1), start=start, warm_start=warm_start)
     fc = model.forecast(horizon, customers=model.customers_)
     end = cut + dt.timedelta(days=7 * horizon)
     hold = tx.filter((pl.col("date") >= cut) & (pl.col("date") < end))
@@ -95,3 +101,24 @@ def fit_customers(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     log(f"[customers] serving {winner['model']} (validation MAE {winner['valid']:.4f})")
     return JobResult(components={"customers": model}, metrics=rows, winner=winner,
                      extras={**curves, "validation": vrows, "select_on": "mae on the validation window"})
+
+
+def refresh_customers(events: pl.DataFrame, ctx: JobContext) -> JobResult:
+    """``fit --warm-start``: the previous run's RNN continues from its weights and BG/NBD is
+    refitted on the longer log, in one round scored on the test window; the previous run's
+    choice between them is kept (no validation round)."""
+    p, log = ctx.periods, ctx.log
+    prev = ctx.extra["previous"].get("customers")
+    tx = customer_transactions(events)
+    if tx.height == 0:
+        raise Skip("no purchases by known customers")
+    model, rows, curves = _round(tx, ctx, tx["date"].min(), p.test_from.date(), p.end.date() + dt.timedelta(days=1),
+                                 ctx.remaining(0.9), log, warm_start=prev)
+    served = getattr(prev, "winner_", "rnn")
+    for r in rows:
+        r["winner"], r["mode"] = r["model"] == served, "warm"
+    model.serve(served)
+    winner = {**ctx.extra["previous"].manifest.get("params", {}).get("winners", {}).get("customers", {}),
+              "mode": "warm"}
+    return JobResult(components={"customers": model}, metrics=rows, winner=winner,
+                     extras={**curves, "mode": "warm", "select_on": "kept from the previous run (warm start)"})

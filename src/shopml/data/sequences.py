@@ -102,6 +102,18 @@ class IdMap:
         """Inverse of :meth:`to_list` (the JSON form saved with models)."""
         return cls(ids)
 
+    def extended(self, values) -> "IdMap":
+        """This map with the distinct ``values`` it does not know appended (sorted), so every
+        known id keeps its index: a refreshed model's tables line up with the old ones.
+
+        Example:
+            >>> IdMap(["b", "a"]).extended(["c", "a", "0"]).to_list()
+            ['b', 'a', '0', 'c']
+        """
+        known = self._index()
+        new = pl.Series("v", values).cast(pl.Utf8).drop_nulls().unique().sort().to_list()
+        return IdMap(self._ids + [v for v in new if v not in known])
+
     def to_list(self) -> list[str]:
         """Raw ids in index order ``1..n`` (JSON-serializable)."""
         return list(self._ids)
@@ -253,16 +265,18 @@ def encode_lists(item_map: IdMap, histories: Sequence[Sequence]) -> tuple[np.nda
     return indptr, np.fromiter((j for r in rows for j in r), dtype=np.int64, count=int(indptr[-1]))
 
 
-def sequences_from_lists(histories: Sequence[Sequence], user_ids: Sequence[str] | None = None) -> Sequences:
+def sequences_from_lists(histories: Sequence[Sequence], user_ids: Sequence[str] | None = None,
+                         item_map: IdMap | None = None) -> Sequences:
     """Sequences from per-user lists of raw item ids, items indexed ``1..n`` in order of first
-    appearance (:meth:`IdMap.first_seen`). Sessions, request-time histories and tests use it.
+    appearance (:meth:`IdMap.first_seen`), or by ``item_map`` (ids it lacks are dropped).
+    Sessions, request-time histories and tests use it.
 
     Example:
         >>> s = sequences_from_lists([["x", "y"], ["y"]])
         >>> s.indptr.tolist(), s.items.tolist(), s.item_map.to_list()
         ([0, 2, 3], [1, 2, 2], ['x', 'y'])
     """
-    item_map = IdMap.first_seen(histories)
+    item_map = IdMap.first_seen(histories) if item_map is None else item_map
     indptr, flat = encode_lists(item_map, histories)
     users = [str(u) for u in user_ids] if user_ids is not None else [f"u{i}" for i in range(len(histories))]
     return Sequences(indptr, flat, users, item_map)

@@ -137,8 +137,14 @@ class SequentialRecommender(Estimator):
         self._check_fitted()
         if sequences.item_map.to_list() != self.item_ids_:
             raise DataError("set_histories needs sequences with the model's item map")
+        old_users = list(self.user_ids_)
         self._keep_histories(sequences)
+        self._remap_users(old_users)
         return self
+
+    def _remap_users(self, old_users: list) -> None:
+        """Hook: the known users are now ``user_ids_`` (were ``old_users``); a model with user
+        embeddings moves their rows to match (Caser). Default: nothing to move."""
 
     def add_items(self, item_ids, item_features=None, *, item_prices: dict | None = None,
                   item_categories: dict | None = None) -> "SequentialRecommender":
@@ -177,6 +183,52 @@ class SequentialRecommender(Estimator):
         if self._grow(n_old, len(new)):
             self.n_model_items_ = self.n_items_
         return self
+
+    def refresh(self, sequences, *, rows=None, epochs: int = 2, item_features=None,
+                item_prices: dict | None = None, item_categories: dict | None = None) -> "SequentialRecommender":
+        """Warm start on newer data: ``sequences`` are the histories as they are now, over an
+        item map that extends the model's (:meth:`~shopml.data.sequences.IdMap.extended`, so
+        every known item keeps its row). New items join through :meth:`add_items`; latest
+        prices and categories replace the old ones; the stored histories become ``sequences``.
+        Neural models then train ``epochs`` more epochs on the history rows ``rows`` (the
+        users with new events plus a replay sample; default all) from their current weights;
+        counting models, which cost seconds, are refitted on everything. Returns self.
+
+        Example:
+            >>> from shopml.recommend.baselines import MostPopular
+            >>> m = MostPopular().fit(sequences_from_lists([["a", "b"], ["b"]]))
+            >>> seqs = sequences_from_lists([["a", "b"], ["b"], ["c", "c", "c"]])
+            >>> m.refresh(seqs).item_ids_, m.predict([["a"]], k=1)
+            (['a', 'b', 'c'], [['c']])
+        """
+        self._check_fitted()
+        ids = sequences.item_map.to_list()
+        if ids[: len(self.item_ids_)] != self.item_ids_:
+            raise DataError("refresh needs histories over an item map that extends the model's "
+                            "(IdMap.extended): a known item changed its index")
+        self.add_items(ids[len(self.item_ids_):], item_features, item_prices=item_prices,
+                       item_categories=item_categories)
+        for i, price in (item_prices or {}).items():
+            if str(i) in self._item_index:
+                self.item_prices_[self._item_index[str(i)]] = float(price)
+        for i, cat in (item_categories or {}).items():
+            if str(i) in self._item_index:
+                self.item_categories_[self._item_index[str(i)] - 1] = str(cat)
+        old_users = list(self.user_ids_)
+        indptr = np.asarray(sequences.indptr, dtype=np.int64)
+        items = np.asarray(sequences.items, dtype=np.int64)
+        self._keep_histories(sequences)
+        self._remap_users(old_users)
+        self.pop_ = np.bincount(items, minlength=self.n_items_ + 1).astype(np.float64)
+        self.pop_[0] = 0.0
+        rows = np.arange(len(indptr) - 1) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.fit_info_ = {**self._refresh_indices(indptr, items, rows, int(epochs)), "mode": "warm"}
+        self.n_model_items_ = self.n_items_
+        return self
+
+    def _refresh_indices(self, indptr, items, rows, epochs: int) -> dict:
+        """Hook of :meth:`refresh`: counting models refit on every history."""
+        return {**(self._fit_indices(indptr, items, None) or {}), "rows": len(indptr) - 1, "refit": True}
 
     def _grow(self, n_old: int, n_new: int) -> bool:
         """Hook: extend the model's own tables (and ``pop_``) by ``n_new`` items and return True;

@@ -194,11 +194,14 @@ def fit_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     served = models[winner["model"]]
     everything = build_sequences(ev, item_map=seqs.item_map)  # serve with the latest items too
     value = _shop_value(served, tround, calibrate.get(winner["model"], 1.0))
-    for m in (served, models["pop"]):
+    components = {"recommend": served, "recommend_pop": models["pop"]}
+    if served is not models["sasrec"]:  # kept so that a warm refresh can continue the neural model
+        components["recommend_sasrec"] = models["sasrec"]
+    for m in components.values():
         m.set_histories(everything)
     info = getattr(models["sasrec"], "fit_info_", {})
     return JobResult(
-        components={"recommend": served, "recommend_pop": models["pop"]},
+        components=components,
         metrics=rows, winner=winner,
         extras={"model": winner["model"], "samples": _samples(served, ctx.cfg.n_samples),
                 "validation": vrows, "select_on": f"protocol {SELECT[0]} {SELECT[1]} on the validation window",

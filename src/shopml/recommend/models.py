@@ -112,6 +112,25 @@ class _NeuralRecommender(SequentialRecommender):
                 "train_seconds": result.seconds, "seconds_to_best": result.seconds_to_best,
                 "history": result.history}
 
+    def _refresh_indices(self, indptr, items, rows, epochs: int) -> dict:
+        """Warm start: ``epochs`` epochs at 0.3x the learning rate (where the fit ended, after
+        its decay) from the current weights, on the histories of ``rows`` only; the other rows
+        stay in the CSR with no events, so row numbers (Caser's user rows) do not move."""
+        keep = np.zeros(len(indptr) - 1, dtype=bool)
+        keep[rows] = True
+        sel = np.repeat(keep, np.diff(indptr))
+        lens = np.where(keep, np.diff(indptr), 0)
+        if not (lens >= 2).any():  # nothing new to learn from: the weights stay as they are
+            return {"epochs": 0, "train_seconds": 0.0, "rows": int(keep.sum()), "out_of_time": False}
+        sub_ptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        self._set_tokens(self.net_)
+        cfg = replace(self._train_config(), epochs=max(epochs, 1), lr=self.lr * 0.3, max_decays=0,
+                      seed=self.seed + 2, checkpoint_dir=None)
+        result = train(self.net_, self._loss, self._training_tensors(sub_ptr, items[sel]), config=cfg)
+        self.net_.cpu().eval()
+        return {"epochs": result.epochs, "train_seconds": result.seconds, "rows": int(keep.sum()),
+                "out_of_time": result.out_of_time}
+
     def _refit(self, indptr, items, valid_targets) -> float:
         """After early stopping, train ``refit_epochs`` more epochs at 0.3x the learning rate on
         the histories *including* the validation item, so the model also learns the most recent
@@ -287,6 +306,21 @@ class CaserRecommender(_NeuralRecommender):
             self.net_.out_bias.weight[: old.shape[0]] = old
             self.net_.out_bias.weight[old.shape[0] :] = old[1:].mean()
         return True
+
+    def _remap_users(self, old_users: list) -> None:
+        """User rows follow ``user_ids_``: a known user keeps its embedding, a new one starts
+        at zero (the unknown user) and learns in a refresh."""
+        if getattr(self, "net_", None) is None:
+            return
+        index = {u: n + 1 for n, u in enumerate(old_users[: self.n_users_net_])}
+        src = torch.tensor([index.get(u, 0) for u in self.user_ids_], dtype=torch.long)
+        old = self.net_.user_emb.weight.data
+        emb = torch.nn.Embedding(len(self.user_ids_) + 1, old.shape[1], padding_idx=0)
+        with torch.no_grad():
+            emb.weight[0] = 0.0
+            emb.weight[1:] = old[src]
+        self.net_.user_emb = emb
+        self.n_users_net_ = len(self.user_ids_)
 
     def _training_tensors(self, indptr, items) -> IndexBatches:
         """One sample per event after a user's first: the previous ``L`` items, user row, target."""

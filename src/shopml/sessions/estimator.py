@@ -131,7 +131,7 @@ class SessionRecommender(SessionRankerBase):
     def _fit_indices(self, indptr, items, valid_targets) -> dict:
         if not (np.diff(indptr) >= 2).any():
             raise ConfigError("training needs at least one session with 2 or more clicks")
-        validate = self._validation(self._valid)
+        validate = self._validation(getattr(self, "_valid", None))  # none in a refresh
         with torch_threads(self.threads):  # restores the caller's thread count afterwards
             torch.manual_seed(self.seed)
             # validation scores through predict's own path, so the estimator is usable from now on
