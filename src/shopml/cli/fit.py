@@ -169,7 +169,8 @@ def print_fit(res) -> None:
     for job, rows in res.metrics.items():
         w = res.winners.get(job, {})
         served = w.get("served", w.get("model", "?"))
-        picked = "" if served == w.get("model") else f"; validation picked {w.get('model')}, which it cannot serve"
+        picked = "" if served == w.get("model") else (
+            f"; {w['note']}" if w.get("note") else f"; validation picked {w.get('model')}, which it cannot serve")
         console.print(f"\n[bold]{job}[/]: serving [bold]{served}[/] (validation {w.get('metric', '')} "
                       f"{_f(w.get('valid'))}; runner-up {w.get('runner_up', '-')} by {_f(w.get('margin'))}{picked})")
         # a job whose served model is not the validation winner (pricing) marks its rows itself

@@ -46,6 +46,14 @@ class LogLinearDemand(Estimator):
         self.betas_ = self.elasticity + self.se * norm.ppf(q) if self.se > 0 else np.full(1, self.elasticity)
         return self
 
+    def predict(self, data: pl.DataFrame, price=None) -> np.ndarray:
+        """Expected units per row at the row's price (or ``price``), like NeuralDemand's."""
+        self._check_fitted()
+        keys = zip(*(data[k].cast(pl.Utf8).to_list() for k in self.keys))
+        a = np.array([self.intercepts_.get(tuple(k), self.default_intercept_) for k in keys], dtype=float)
+        p = data[self.price].cast(pl.Float64).to_numpy() if price is None else np.broadcast_to(price, a.shape)
+        return np.exp(a + float(np.mean(self.betas_)) * np.log(p) + 0.5 * self.sigma2_)
+
     def curve(self, context: pl.DataFrame, prices) -> np.ndarray:
         """Units [n_members, n_prices] for the key of ``context``'s first row."""
         self._check_fitted()

@@ -12,7 +12,12 @@ share one set of rules, documented here once:
 - a request with none of ``max_change``, ``min_price``, ``max_price`` gets
   ``max_change=DEFAULT_MAX_CHANGE`` (0.3): the demand model is not trusted far from the
   prices it has seen;
-- without a unit cost the objective is revenue (the answer's ``objective`` says which).
+- without a unit cost the objective is revenue (the answer's ``objective`` says which);
+- demand: the book may hold, beside the neural demand, log-linear demands with
+  confounding-adjusted elasticities (DML, IV) and a per-item choice among them made on
+  validation weeks (:mod:`shopml.pricing.choice`); every answer names the one it used
+  (``demand_model``). A price group is priced with the neural demand (one ensemble for the
+  summed objective).
 
 Example:
     >>> book = PriceBook().fit(demand, panel)                 # doctest: +SKIP
@@ -63,10 +68,17 @@ class PriceBook:
     def get_params(self) -> dict:
         return {"item": self.item, "last_weeks": self.last_weeks, "default_max_change": self.default_max_change}
 
-    def fit(self, demand, panel: pl.DataFrame) -> PriceBook:
+    def fit(self, demand, panel: pl.DataFrame, *, alternatives: dict | None = None,
+            item_model: dict | None = None, default_model: str = "neural") -> PriceBook:
         """Remember each item's rows in the panel's last ``last_weeks`` weeks (the context the
         demand model averages over), its median price there (current price) and mean unit cost.
-        An item with no rows in those weeks is not in the book."""
+        An item with no rows in those weeks is not in the book. ``alternatives`` (name ->
+        fitted demand, e.g. ``loglinear-dml``) and ``item_model`` (item -> name) let items be
+        priced by another demand than ``demand`` (named ``neural``); other items use
+        ``default_model``."""
+        self.demands_ = {"neural": demand, **(alternatives or {})}
+        self.item_model_ = {str(k): v for k, v in (item_model or {}).items() if v in self.demands_}
+        self.default_model_ = default_model if default_model in self.demands_ else "neural"
         price = getattr(demand, "price", "price")
         recent = panel
         if "week" in panel.columns:
@@ -92,6 +104,13 @@ class PriceBook:
         ctx = self.context_.filter(pl.col(self.item) == item_id)
         return ctx, self.current_price_[n], self.cost_[n]
 
+    def demand_model(self, item_id: str) -> str:
+        """The name of the demand model that prices ``item_id``."""
+        return self.item_model_.get(item_id, self.default_model_) if hasattr(self, "item_model_") else "neural"
+
+    def _demand(self, item_id: str):
+        return getattr(self, "demands_", {"neural": self.demand_})[self.demand_model(item_id)]
+
     def decide(self, item_id: str, *, objective: str = "profit", unit_cost: float | None = None,
                current_price: float | None = None, explain: bool = True, **constraints) -> dict:
         """The optimizer's full answer for ``item_id`` under the book's rules (see the module
@@ -110,10 +129,10 @@ class PriceBook:
         kwargs.update({k: tuple(kwargs[k]) for k in ("endings", "ladder") if k in kwargs})
         if "max_change" not in kwargs and "min_price" not in kwargs and "max_price" not in kwargs:
             kwargs["max_change"] = self.default_max_change  # never extrapolate far from observed prices
-        d = optimize_price(self.demand_, ctx, current_price=current_price or price_now, cost=cost,
+        d = optimize_price(self._demand(item_id), ctx, current_price=current_price or price_now, cost=cost,
                            constraints=Constraints(**kwargs), objective=objective if cost is not None else "revenue",
                            explain=explain)
-        return {"item_id": item_id, **d}
+        return {"item_id": item_id, **d, "demand_model": self.demand_model(item_id)}
 
     def decide_group(self, item_ids, *, objective: str = "profit", unit_costs=None, **constraints) -> dict:
         """One shared price for items that must move together (one shelf price, a shared
@@ -146,7 +165,8 @@ class PriceBook:
         items = [{"item_id": i, "price": it["price"], "expected_units": it["units"], "current_price": looked[n][1],
                   "unit_cost": costs[n]} for n, (i, it) in enumerate(zip(item_ids, d["items"]))]
         return {"item_ids": item_ids, "price": d["price"], "objective": objective, "value": d["value"],
-                "value_interval": {"low": d["value_low"], "high": d["value_high"]}, "items": items}
+                "value_interval": {"low": d["value_low"], "high": d["value_high"]}, "items": items,
+                "demand_model": "neural"}
 
     def optimize_item(self, item_id: str, *, objective: str = "profit", unit_cost: float | None = None,
                       current_price: float | None = None, **constraints) -> dict:
@@ -157,7 +177,7 @@ class PriceBook:
         return {"item_id": item_id, "price": d["price"], "expected_units": d["units"], "revenue": d["revenue"],
                 "profit": d.get("profit"), "units_interval": band("units"), "profit_interval": band("profit"),
                 "binding": list(d.get("binding", [])), "curve": d["curve"], "current_price": d["current_price"],
-                "unit_cost": cost, "objective": d["objective"]}
+                "unit_cost": cost, "objective": d["objective"], "demand_model": d["demand_model"]}
 
     def curve(self, item_id: str, *, points: int = 25, unit_cost: float | None = None, span: float = 0.5) -> dict:
         """Units (with 5-95% band), elasticity, revenue and profit on ``points`` prices within
@@ -165,13 +185,15 @@ class PriceBook:
         ctx, price_now, cost = self._lookup(item_id)
         cost = cost if unit_cost is None else unit_cost
         prices = np.round(np.linspace(price_now * (1 - span), price_now * (1 + span), points), 4)
-        units = np.asarray(self.demand_.curve(ctx, prices), dtype=float)
+        demand = self._demand(item_id)
+        units = np.asarray(demand.curve(ctx, prices), dtype=float)
         out = {"item_id": item_id, "prices": prices.tolist(), "units": units.mean(0).tolist(),
                "units_low": np.quantile(units, 0.05, 0).tolist(), "units_high": np.quantile(units, 0.95, 0).tolist(),
                "revenue": (prices * units.mean(0)).tolist(), "current_price": price_now,
-               "profit": None if cost is None else ((prices - cost) * units.mean(0)).tolist()}
-        if hasattr(self.demand_, "elasticity_curve"):
-            out["elasticity"] = np.asarray(self.demand_.elasticity_curve(item_id, prices)["elasticity"]).tolist()
+               "profit": None if cost is None else ((prices - cost) * units.mean(0)).tolist(),
+               "demand_model": self.demand_model(item_id)}
+        if hasattr(demand, "elasticity_curve"):
+            out["elasticity"] = np.asarray(demand.elasticity_curve(item_id, prices)["elasticity"]).tolist()
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -184,15 +206,20 @@ class PriceBook:
             raise NotFittedError("PriceBook is not fitted")
         meta = {"item_ids": self.item_ids_, "current_price": self.current_price_, "cost": self.cost_,
                 "context": self.context_.to_dict(as_series=False),
-                "demand_class": f"{type(self.demand_).__module__}.{type(self.demand_).__qualname__}"}
+                "demand_class": f"{type(self.demand_).__module__}.{type(self.demand_).__qualname__}",
+                "alternatives": sorted(n for n in getattr(self, "demands_", {}) if n != "neural"),
+                "item_model": getattr(self, "item_model_", {}), "default_model": getattr(self, "default_model_", "neural")}
         write_model_dir(path, kind=KIND, params=self.get_params(), tensors={}, meta=meta)
         self.demand_.save(Path(path) / "demand")
+        for name in meta["alternatives"]:  # log-linear demands, each in its own folder
+            self.demands_[name].save(Path(path) / f"demand-{name}")
 
     @classmethod
     def load(cls, path) -> PriceBook:
         from pathlib import Path
 
         from shopml.pricing.demand import NeuralDemand
+        from shopml.pricing.loglinear import LogLinearDemand
 
         md = read_model_dir(path, kind=KIND)
         if md.meta.get("demand_class") != "shopml.pricing.demand.NeuralDemand":
@@ -202,4 +229,8 @@ class PriceBook:
         self.item_ids_, self.current_price_, self.cost_ = md.meta["item_ids"], md.meta["current_price"], md.meta["cost"]
         self.context_ = pl.DataFrame(md.meta["context"])
         self._index = {i: n for n, i in enumerate(self.item_ids_)}
+        self.demands_ = {"neural": self.demand_, **{n: LogLinearDemand.load(Path(path) / f"demand-{n}")
+                                                     for n in md.meta.get("alternatives", [])}}
+        self.item_model_ = md.meta.get("item_model", {})
+        self.default_model_ = md.meta.get("default_model", "neural")
         return self

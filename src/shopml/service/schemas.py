@@ -175,6 +175,8 @@ class PriceProposal(BaseModel):
     units_interval: Interval | None = None
     profit_interval: Interval | None = None
     binding: list[str] = Field(default_factory=list, description="Constraints that bind at the chosen price.")
+    demand_model: str = Field("neural", description="The demand model that priced the item (neural, or "
+                              "log-linear with a naive, DML or IV elasticity), chosen per item on validation weeks.")
 
 
 class GroupItem(BaseModel):
@@ -192,6 +194,8 @@ class GroupPriceProposal(BaseModel):
     value: float = Field(..., description="The group's summed profit (or revenue) at the price.")
     value_interval: Interval | None = None
     items: list[GroupItem]
+    demand_model: str = Field("neural", description="The demand model that priced the item (neural, or "
+                              "log-linear with a naive, DML or IV elasticity), the neural one for a group.")
 
 
 class DemandCurve(BaseModel):
@@ -204,6 +208,8 @@ class DemandCurve(BaseModel):
     revenue: list[float]
     profit: list[float] | None = None
     current_price: float | None = None
+    demand_model: str = Field("neural", description="The demand model that priced the item (neural, or "
+                              "log-linear with a naive, DML or IV elasticity), chosen per item on validation weeks.")
 
 
 class ErrorOut(BaseModel):
