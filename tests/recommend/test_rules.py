@@ -102,3 +102,17 @@ def test_bad_rules_are_config_errors(bad):
 def test_price_rule_needs_prices():
     plain = ItemKNN().fit(SEQS)
     assert plain.recommend([HISTS[0]], k=3, rules=Rules(price_range=(0.0, None))) == [[]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(per_row=st.lists(st.one_of(st.none(), rule_sets()), min_size=1, max_size=6), k=st.integers(1, 12))
+def test_one_batched_call_with_rules_per_history_equals_one_call_each(per_row, k):
+    """The service batches concurrent requests, each with its own rules, into one call."""
+    users = [f"user{n}" for n in range(len(per_row))]
+    batched = MODEL.recommend(users, k=k, rules=per_row)
+    assert batched == [MODEL.recommend([u], k=k, rules=r)[0] for u, r in zip(users, per_row)]
+
+
+def test_rules_per_history_must_match_the_histories():
+    with pytest.raises(ConfigError, match="one per history"):
+        MODEL.recommend(["user0", "user1"], k=3, rules=[None])

@@ -216,20 +216,27 @@ def test_concurrent_user_requests_are_batched_and_match_single_answers(client):
     users = [f"shopper-{n:03d}@example.com" for n in range(8)] + ["nobody"]
     sizes, single = [], engine.recommend_users
 
-    def spy(ids, k):
+    def spy(ids, k, rules=None):
         sizes.append(len(ids))
-        return single(ids, k=k)
+        return single(ids, k=k, rules=rules)
 
     engine.recommend_users = spy
+    # every other request carries its own rules: they are batched too, each under its rules
+    params = [{"k": 4} if n % 2 else {"k": 4, "exclude": ["item1", "item2"], "max_per_category": 1}
+              for n in range(len(users))]
 
     async def burst():
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=ALL) as c:
-            return await asyncio.gather(*(c.get(f"/v1/users/{u}/recommendations", params={"k": 4}) for u in users))
+            return await asyncio.gather(*(c.get(f"/v1/users/{u}/recommendations", params=q)
+                                          for u, q in zip(users, params)))
 
     answers = asyncio.run(burst())
     assert max(sizes) > 1 and sum(sizes) == len(users)  # one model call served several requests
-    for user, r in zip(users, answers):
-        alone = engine.recommend_user(user, k=4)
+    from shopml.recommend.rules import Rules
+
+    for user, q, r in zip(users, params, answers):
+        rules = Rules.from_options(exclude=q.get("exclude"), max_per_category=q.get("max_per_category"))
+        alone = engine.recommend_user(user, k=4, rules=rules)
         assert [i["item_id"] for i in r.json()["items"]] == [i["item_id"] for i in alone["items"]]
         assert r.json()["fallback"] == alone["fallback"]

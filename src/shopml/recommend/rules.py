@@ -125,8 +125,13 @@ class Rules:
             rest[chosen] = -math.inf
             n_left = min(k - len(chosen), int(torch.isfinite(rest).sum()))
             return chosen + rest.topk(n_left).indices.tolist() if n_left > 0 else chosen
-        for j in torch.argsort(scores.masked_fill(~ok, -math.inf), descending=True).tolist():
-            if len(chosen) >= k or not ok[j]:
-                break
-            take(j)
+        masked = scores.masked_fill(~ok, -math.inf)
+        n_ok = int(torch.isfinite(masked).sum())
+        # The best few x k items nearly always fill a capped slate; sorting the whole catalogue
+        # per request is the fallback for slates the cap starves (a few huge categories).
+        for width in (min(8 * k, n_ok), n_ok):
+            for j in masked.topk(width).indices.tolist():
+                if len(chosen) >= k:
+                    return chosen
+                take(j)
         return chosen

@@ -94,10 +94,10 @@ class _Coalescer:
     def __init__(self, window: float = 0.001, max_batch: int = 64):
         self.window, self.max_batch, self.queue = window, max_batch, []
 
-    async def recommend(self, engine: Engine, user_id: str, k: int) -> dict:
+    async def recommend(self, engine: Engine, user_id: str, k: int, rules=None) -> dict:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self.queue.append((engine, user_id, k, fut))
+        self.queue.append((engine, user_id, k, fut, rules))
         if len(self.queue) == 1:
             loop.call_later(self.window, self._flush)
         elif len(self.queue) >= self.max_batch:
@@ -112,10 +112,10 @@ class _Coalescer:
         for entries in groups.values():
             engine, k = entries[0][0], entries[0][2]
             try:
-                answers = engine.recommend_users([e[1] for e in entries], k=k)
+                answers = engine.recommend_users([e[1] for e in entries], k=k, rules=[e[4] for e in entries])
             except Exception as exc:  # each waiting request gets the error
                 answers = [exc] * len(entries)
-            for (_, _, _, fut), ans in zip(entries, answers):
+            for (_, _, _, fut, _), ans in zip(entries, answers):
                 if not fut.done():
                     fut.set_exception(ans) if isinstance(ans, Exception) else fut.set_result(ans)
 
@@ -269,9 +269,9 @@ def _add_recommend(app: FastAPI) -> None:
                                    max_per_category=max_per_category, pinned=pin, boost=boost)
         value = None if objective == "relevance" else {"objective": objective, "blend": blend,
                                                        "assumed_margin": assumed_margin}
-        if explain or rules is not None or value is not None:  # the coalescer batches plain requests only
+        if explain or value is not None:  # the coalescer batches relevance requests, with their rules
             return engine.recommend_user(user_id, k=k, explain=explain, rules=rules, value=value)
-        return await request.app.state.coalescer.recommend(engine, user_id, k)
+        return await request.app.state.coalescer.recommend(engine, user_id, k, rules)
 
     @app.post("/v1/recommendations", response_model=S.Recommendations, responses=_ERRORS)
     async def history_recommendations(body: S.HistoryRequest, engine: Engine = rec):

@@ -86,21 +86,19 @@ class Engine:
         out["fallback"] = "popularity"
         return out
 
-    def recommend_users(self, raw_user_ids: list[str], *, k: int = 10) -> list[dict]:
+    def recommend_users(self, raw_user_ids: list[str], *, k: int = 10, rules: list | None = None) -> list[dict]:
         """Top-k for many shop user ids with ONE model call for the known ones (the service
-        coalesces concurrent requests into this); unknown users get popular items, flagged."""
+        coalesces concurrent requests into this), each under its own ``rules`` (one Rules or
+        None per user); unknown users get popular items, flagged."""
         model = self._component("recommend", "recommendation")
         users = [self.pseudonym(u) for u in raw_user_ids]
+        rules = list(rules) if rules is not None else [None] * len(users)
         index = getattr(model, "_user_index", {})
-        known = [u for u in users if u in index]
-        answers = dict(zip(known, model.recommend(known, k=k) if known else []))
-        out = []
-        for u in users:
-            if u in answers:
-                out.append(self._recs(model, answers[u]))
-            else:
-                out.append({**self._popular(k), "fallback": "popularity"})
-        return out
+        known = [n for n, u in enumerate(users) if u in index]
+        recs = model.recommend([users[n] for n in known], k=k, rules=[rules[n] for n in known]) if known else []
+        answers = dict(zip(known, recs))
+        return [self._recs(model, answers[n]) if n in answers
+                else {**self._popular(k, rules=rules[n]), "fallback": "popularity"} for n in range(len(users))]
 
     def recommend_history(self, items: list[str], *, k: int = 10, exclude_seen: bool = True, explain: bool = False,
                           candidates: list[str] | None = None, rules=None, value: dict | None = None) -> dict:
