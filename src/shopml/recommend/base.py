@@ -28,6 +28,7 @@ import torch
 from shopml.data.sequences import Sequences, pad_left, sequences_from_lists
 from shopml.errors import ConfigError, DataError
 from shopml.estimator import Estimator
+from shopml.recommend.repeat_gate import gate_logits
 from shopml.recommend.rules import Rules
 from shopml.recommend.value import fit_temperature, item_values, probabilities, value_keys
 
@@ -110,6 +111,7 @@ class SequentialRecommender(Estimator):
         self.item_prices_ = np.array([np.nan] + [float(prices.get(i, np.nan)) for i in self.item_ids_])
         self.item_costs_ = np.array([np.nan] + [float(costs.get(i, np.nan)) for i in self.item_ids_])
         self.temperature_ = 1.0
+        self.repeat_gate_ = None  # the window repeat gate (recommend.repeat_gate), fitted by the caller
         self.feature_vocab_ = list(item_features.vocabulary) if item_features is not None else []
         self.item_token_offsets_, self.item_tokens_ = (
             item_features.encode(self.item_ids_) if item_features is not None else (np.zeros(0, np.int64),) * 2)
@@ -253,6 +255,8 @@ class SequentialRecommender(Estimator):
             hist = hist.masked_fill(hist > n_model, 0)
         with torch.no_grad():
             s = self._score(hist, users.long()).float()
+            if getattr(self, "repeat_gate_", None) is not None:  # fitted on a validation window
+                s = s + gate_logits(hist, s.shape[1], self.repeat_gate_)
         if s.shape[1] < self.n_items_ + 1:
             # Items added after fit (add_items) that this model cannot score: ranked after
             # every item it knows, still eligible, so k items come back when k are eligible.
@@ -315,7 +319,7 @@ class SequentialRecommender(Estimator):
         return allowed
 
     def recommend(self, histories, k: int = 10, exclude_seen: bool | None = None, candidates=None, *,
-                  category: str | None = None, explain: bool = False, rules: Rules | None = None,
+                  category: str | None = None, explain: bool = False, rules: Rules | list | None = None,
                   objective: str = "relevance", blend: float = 1.0,
                   assumed_margin: float | None = None) -> list[list[dict]]:
         """Top-``k`` items for each history: a known (pseudonymized) user id, or a list of raw item
@@ -325,7 +329,7 @@ class SequentialRecommender(Estimator):
         ``exclude_seen`` None takes the model's default (``exclude_seen_default``). ``rules``
         (:class:`~shopml.recommend.rules.Rules`: exclusions, price range, per-category cap,
         pinned and boosted items) apply after scoring and before the top-k; pinned items carry
-        ``"pinned": True``. ``objective="revenue"`` or ``"profit"`` ranks by
+        ``"pinned": True``; a list gives one Rules (or None) per history. ``objective="revenue"`` or ``"profit"`` ranks by
         ``log P + blend x log(value)`` (:mod:`shopml.recommend.value`; P from
         :meth:`calibrate`, value the item's price, or price minus unit cost, the cost assumed
         at ``price x (1 - assumed_margin)`` where unknown) and adds ``"p_buy"`` and
@@ -345,8 +349,13 @@ class SequentialRecommender(Estimator):
         scores = self.score_batch(hist, users)
         fallback = ~(hist > 0).any(dim=1) if self.popularity_fallback else torch.zeros(len(rows), dtype=torch.bool)
         value = None if objective == "relevance" else self._value(scores, objective, blend, assumed_margin)
-        if rules is not None:
-            rules.boosted(scores if value is None else value[2], self._item_index)
+        # one Rules for every history, or one per history (the service batches requests)
+        per_row = list(rules) if isinstance(rules, (list, tuple)) else [rules] * len(rows)
+        if len(per_row) != len(rows):
+            raise ConfigError(f"rules: give one per history ({len(rows)}), got {len(per_row)}")
+        for b, r in enumerate(per_row):
+            if r is not None:
+                r.boosted((scores if value is None else value[2])[b: b + 1], self._item_index)
         allowed = self._filter_mask(candidates, category)
         if allowed is not None:
             scores[:, ~allowed] = float("-inf")
@@ -354,10 +363,11 @@ class SequentialRecommender(Estimator):
             scores.scatter_(1, hist, float("-inf"))
         k = min(k, self.n_items_)
         keys = scores if value is None else value[2].masked_fill(~torch.isfinite(scores), float("-inf"))
-        top_i = self._top(keys, k, rules)
-        pinned = {self._item_index[str(i)] for i in rules.pinned if str(i) in self._item_index} if rules else set()
+        top_i = self._top(keys, k, per_row)
         out = []
         for b in range(len(rows)):
+            r = per_row[b]
+            pinned = {self._item_index[str(i)] for i in r.pinned if str(i) in self._item_index} if r else set()
             idx = top_i[b][torch.isfinite(scores[b, top_i[b]])]
             extra = {"fallback": "popularity"} if fallback[b] else {}
             out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(scores[b, i]), **extra,
@@ -398,13 +408,15 @@ class SequentialRecommender(Estimator):
                                             torch.from_numpy(np.asarray(targets)[rows]).long())
         return self
 
-    def _top(self, scores: torch.Tensor, k: int, rules: Rules | None) -> list[torch.Tensor]:
-        """Per row the indices of the slate, best first."""
-        if rules is None:
-            return list(scores.topk(k, dim=1).indices)
-        ok = rules.eligible(self._item_index, torch.from_numpy(self.item_prices_), self.n_items_)
-        cats = [""] + self.item_categories_
-        return [torch.tensor(rules.select(row, ok, k, cats, self._item_index), dtype=torch.long) for row in scores]
+    def _top(self, scores: torch.Tensor, k: int, rules: list) -> list[torch.Tensor]:
+        """Per row the indices of the slate, best first (``rules``: one Rules or None per row)."""
+        plain = list(scores.topk(k, dim=1).indices)
+        if all(r is None for r in rules):
+            return plain
+        prices, cats = torch.from_numpy(self.item_prices_), [""] + self.item_categories_
+        return [plain[b] if r is None else torch.tensor(
+                    r.select(scores[b], r.eligible(self._item_index, prices, self.n_items_), k, cats, self._item_index),
+                    dtype=torch.long) for b, r in enumerate(rules)]
 
     def predict(self, histories, k: int = 10, **options) -> list[list[str]]:
         """Top-``k`` item ids per history (see :meth:`recommend`)."""
@@ -440,6 +452,7 @@ class SequentialRecommender(Estimator):
                    "item_token_offsets": getattr(self, "item_token_offsets_", np.zeros(0, np.int64)),
                    "item_tokens": getattr(self, "item_tokens_", np.zeros(0, np.int64))}
         meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_, "temperature": self.temperature_,
+                "repeat_gate": getattr(self, "repeat_gate_", None),
                 "feature_vocab": getattr(self, "feature_vocab_", []),
                 "n_model_items": getattr(self, "n_model_items_", self.n_items_),
                 "item_categories": self.item_categories_, "fit_info": getattr(self, "fit_info_", {})}
@@ -454,6 +467,7 @@ class SequentialRecommender(Estimator):
         self.item_prices_ = np.asarray(md.tensors.get("item_prices", unknown))
         self.item_costs_ = np.asarray(md.tensors.get("item_costs", unknown))
         self.temperature_ = float(md.meta.get("temperature", 1.0))
+        self.repeat_gate_ = md.meta.get("repeat_gate")
         self.feature_vocab_ = md.meta.get("feature_vocab", [])
         empty = np.zeros(0, np.int64)
         self.item_token_offsets_ = np.asarray(md.tensors.get("item_token_offsets", empty))

@@ -102,9 +102,11 @@ def _targets(seqs, window: pl.DataFrame):
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), t["_i"].to_numpy().astype(np.int64), values
 
 
-def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, budget: float | None, log):
+def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, budget: float | None, log,
+           gates: dict | None = None):
     """Fit every candidate on events before ``cut``; score them on ``[cut, until)`` (no end
-    when ``until`` is None)."""
+    when ``until`` is None). ``gates`` (model name -> repeat gate fitted on the validation
+    window) are installed before scoring."""
     window = pl.col("timestamp") >= cut
     if until is not None:
         window = window & (pl.col("timestamp") < until)
@@ -133,10 +135,12 @@ def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, bu
             else:
                 model.fit(seqs, **side)
         fit_s = time.perf_counter() - t0
+        model.repeat_gate_ = (gates or {}).get(name)
         res = evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_indptr, t_items, k=K,
                                n_items=model.n_items_, target_values=t_values)
         for p in ("A", "B"):
-            rows.append({"model": name, "protocol": p, **res[p], "train_seconds": round(fit_s, 2)})
+            rows.append({"model": name, "protocol": p, **res[p], "train_seconds": round(fit_s, 2),
+                         **({"repeat_gate": True} if model.repeat_gate_ is not None else {})})
         log(f"[recommend] {name}: A ndcg@10={res['A']['ndcg@10']:.4f}  B ndcg@10={res['B']['ndcg@10']:.4f}")
     return models, rows, (seqs, t_indptr, t_items, t_values)
 
@@ -156,6 +160,34 @@ def _calibrate_on_window(models: dict, rnd) -> dict:
             out[name] = 1.0
             log.info("recommend: no temperature for %s (%s)", name, e)
     return out
+
+
+def _fit_gates(models: dict, rnd, log) -> dict:
+    """Each model's window repeat gate (:mod:`shopml.recommend.repeat_gate`), fitted on the
+    validation window and installed on it (the calibration that follows sees it)."""
+    from shopml.recommend.window_value import window_gate
+
+    seqs, t_indptr, t_items, _ = rnd
+    out = {}
+    for name, model in models.items():
+        out[name] = model.repeat_gate_ = window_gate(model, seqs, t_indptr, t_items)
+        if out[name] is not None:
+            t, *w = out[name]
+            log(f"[recommend] {name}: repeat gate T={t:.3g}, in-history {w[0]:+.2f}, log count {w[1]:+.2f}, "
+                f"recency {w[2]:+.2f} (validation window)")
+    return out
+
+
+def _ungated_b(model, rnd) -> float:
+    """Protocol B NDCG@10 on the test window without the gate (what the gate adds)."""
+    seqs, t_indptr, t_items, _ = rnd
+    gate, model.repeat_gate_ = model.repeat_gate_, None
+    try:
+        res = evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_indptr, t_items, k=K,
+                               n_items=model.n_items_)
+    finally:
+        model.repeat_gate_ = gate
+    return res["B"][f"ndcg@{K}"]
 
 
 def _shop_value(model, rnd, temperature: float) -> dict:
@@ -186,8 +218,9 @@ def fit_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     # the second fit trains as many epochs as the first found best (no early stopping: the
     # test window must not steer it), within what is left of the budget
     best_epoch = max(int(models["sasrec"].fit_info_.get("best_epoch") or 1), 1)
+    gates = _fit_gates({n: models[n] for n in dict.fromkeys(("sasrec", winner["model"])) if n != "rebuy"}, vround, log)
     calibrate = _calibrate_on_window({winner["model"]: models[winner["model"]]}, vround)
-    models, rows, tround = _round(ev, ctx, p.test_from, None, best_epoch, ctx.remaining(0.9), log)
+    models, rows, tround = _round(ev, ctx, p.test_from, None, best_epoch, ctx.remaining(0.9), log, gates=gates)
     seqs = tround[0]
     for r in rows:
         r["winner"] = r["model"] == winner["model"]
@@ -206,7 +239,9 @@ def fit_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
         extras={"model": winner["model"], "samples": _samples(served, ctx.cfg.n_samples),
                 "validation": vrows, "select_on": f"protocol {SELECT[0]} {SELECT[1]} on the validation window",
                 "explanation": "'driven by' = drop in the item's score when that history item is removed "
-                               "(occlusion).", "best_epoch": best_epoch, **value},
+                               "(occlusion).", "best_epoch": best_epoch, **value,
+                "repeat_gates": {n: {"temperature": g[0], "weights": g[1:], "test_B_without": _ungated_b(models[n], tround)}
+                                 for n, g in gates.items() if g is not None}},
         curves={"sasrec": info.get("history", [])},
     )
 

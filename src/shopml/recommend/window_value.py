@@ -5,6 +5,7 @@ probability is P(next = item | history). To compare like with like, each user's 
 calibration is one item drawn (seeded) from their window's set: a proper next-item target.
 
 * :func:`window_temperature` fits the temperature on the validation window;
+* :func:`window_gate` fits the repeat gate (the worth of the user's own past items) there;
 * :func:`slate_reliability` bins the top-10 pairs (probability, hit) of the test window for the
   reliability plot of the report, with the ECE before and after calibration;
 * :func:`value_curve` ranks by ``log P + blend x log(value)`` (profit: price minus unit cost,
@@ -20,7 +21,7 @@ import numpy as np
 from shopml.evaluation.protocols import evaluate_windows
 from shopml.recommend.value import item_values, probabilities, slate_calibration, value_keys
 
-__all__ = ["one_target", "window_temperature", "slate_reliability", "value_curve", "BLENDS"]
+__all__ = ["one_target", "window_temperature", "window_gate", "slate_reliability", "value_curve", "BLENDS"]
 
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -44,6 +45,33 @@ def window_temperature(model, seqs, t_indptr, t_items, seed: int = 0) -> float:
     """Fit ``model``'s temperature on one drawn target per user of the window; returns it."""
     model.calibrate(seqs, one_target(t_indptr, t_items, seed))
     return float(model.temperature_)
+
+
+def window_gate(model, seqs, t_indptr, t_items, *, max_rows: int = 1000, seed: int = 0) -> list[float] | None:
+    """Fit the window repeat gate (:mod:`shopml.recommend.repeat_gate`) of ``model`` on up to
+    ``max_rows`` users of the window (seeded draw) with their whole histories; returns
+    ``[T, w0, w1, w2]``, or None when no user has a target."""
+    import torch
+
+    from shopml.recommend.base import padded_rows
+    from shopml.recommend.repeat_gate import fit_repeat_gate
+
+    rows = np.flatnonzero(np.diff(t_indptr) > 0)
+    if len(rows) == 0:
+        return None
+    rows = np.sort(np.random.default_rng(seed).permutation(rows)[:max_rows])
+    indptr, items = np.asarray(seqs.indptr), np.asarray(seqs.items)
+    width = max(int((indptr[rows + 1] - indptr[rows]).max()), 1)
+    own = model.serves_known_users and list(seqs.user_ids) == model.user_ids_
+    users = torch.from_numpy(rows + 1 if own else np.zeros(len(rows), dtype=np.int64))
+    lens = np.diff(t_indptr)[rows]
+    sub_ptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    sub_items = np.concatenate([t_items[t_indptr[r]: t_indptr[r + 1]] for r in rows])
+    saved, model.repeat_gate_ = getattr(model, "repeat_gate_", None), None  # fit on the model's own scores
+    try:
+        return fit_repeat_gate(model.score_batch, padded_rows(indptr, items, rows, width), users, sub_ptr, sub_items)
+    finally:
+        model.repeat_gate_ = saved
 
 
 def slate_reliability(model, seqs, t_indptr, t_items, *, k: int = 10, bins: int = 10, seed: int = 0) -> dict:
