@@ -65,6 +65,7 @@ class FitConfig:
     pricing_epochs: int = 200
     refresh_epochs: int = 3  # a warm start's epochs on the new period's users plus the replay
     refresh_replay: float = 1.0  # replayed users per user with new events (a warm start)
+    refresh_lr_scale: float = 0.3  # a warm start's learning rate, as a share of the fit's
     threads: int = 2
     seed: int = 0
     progress: bool = True

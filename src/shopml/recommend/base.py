@@ -186,14 +186,15 @@ class SequentialRecommender(Estimator):
             self.n_model_items_ = self.n_items_
         return self
 
-    def refresh(self, sequences, *, rows=None, epochs: int = 2, item_features=None,
+    def refresh(self, sequences, *, rows=None, epochs: int = 2, lr_scale: float = 0.3, item_features=None,
                 item_prices: dict | None = None, item_categories: dict | None = None) -> "SequentialRecommender":
         """Warm start on newer data: ``sequences`` are the histories as they are now, over an
         item map that extends the model's (:meth:`~shopml.data.sequences.IdMap.extended`, so
         every known item keeps its row). New items join through :meth:`add_items`; latest
         prices and categories replace the old ones; the stored histories become ``sequences``.
-        Neural models then train ``epochs`` more epochs on the history rows ``rows`` (the
-        users with new events plus a replay sample; default all) from their current weights;
+        Neural models then train ``epochs`` more epochs at ``lr_scale`` x their learning rate
+        on the history rows ``rows`` (the users with new events plus a replay sample; default
+        all) from their current weights;
         counting models, which cost seconds, are refitted on everything. Returns self.
 
         Example:
@@ -224,11 +225,11 @@ class SequentialRecommender(Estimator):
         self.pop_ = np.bincount(items, minlength=self.n_items_ + 1).astype(np.float64)
         self.pop_[0] = 0.0
         rows = np.arange(len(indptr) - 1) if rows is None else np.asarray(rows, dtype=np.int64)
-        self.fit_info_ = {**self._refresh_indices(indptr, items, rows, int(epochs)), "mode": "warm"}
+        self.fit_info_ = {**self._refresh_indices(indptr, items, rows, int(epochs), float(lr_scale)), "mode": "warm"}
         self.n_model_items_ = self.n_items_
         return self
 
-    def _refresh_indices(self, indptr, items, rows, epochs: int) -> dict:
+    def _refresh_indices(self, indptr, items, rows, epochs: int, lr_scale: float) -> dict:
         """Hook of :meth:`refresh`: counting models refit on every history."""
         return {**(self._fit_indices(indptr, items, None) or {}), "rows": len(indptr) - 1, "refit": True}
 
@@ -410,13 +411,22 @@ class SequentialRecommender(Estimator):
 
     def _top(self, scores: torch.Tensor, k: int, rules: list) -> list[torch.Tensor]:
         """Per row the indices of the slate, best first (``rules``: one Rules or None per row)."""
-        plain = list(scores.topk(k, dim=1).indices)
-        if all(r is None for r in rules):
-            return plain
+        groups: dict[tuple, list[int]] = {}
+        for b, r in enumerate(rules):
+            groups.setdefault(("plain",) if r is None else r.key(), []).append(b)
+        out: list = [None] * len(rules)
         prices, cats = torch.from_numpy(self.item_prices_), [""] + self.item_categories_
-        return [plain[b] if r is None else torch.tensor(
-                    r.select(scores[b], r.eligible(self._item_index, prices, self.n_items_), k, cats, self._item_index),
-                    dtype=torch.long) for b, r in enumerate(rules)]
+        for key, rows in groups.items():  # requests with equal rules share one mask and one top-k
+            sub = scores[rows]
+            if key == ("plain",):
+                picked = list(sub.topk(k, dim=1).indices)
+            else:
+                r = rules[rows[0]]
+                ok = r.eligible(self._item_index, prices, self.n_items_)
+                picked = [torch.tensor(s, dtype=torch.long) for s in r.select_many(sub, ok, k, cats, self._item_index)]
+            for b, idx in zip(rows, picked):
+                out[b] = idx
+        return out
 
     def predict(self, histories, k: int = 10, **options) -> list[list[str]]:
         """Top-``k`` item ids per history (see :meth:`recommend`)."""

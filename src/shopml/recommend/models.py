@@ -112,10 +112,10 @@ class _NeuralRecommender(SequentialRecommender):
                 "train_seconds": result.seconds, "seconds_to_best": result.seconds_to_best,
                 "history": result.history}
 
-    def _refresh_indices(self, indptr, items, rows, epochs: int) -> dict:
-        """Warm start: ``epochs`` epochs at 0.3x the learning rate (where the fit ended, after
-        its decay) from the current weights, on the histories of ``rows`` only; the other rows
-        stay in the CSR with no events, so row numbers (Caser's user rows) do not move."""
+    def _refresh_indices(self, indptr, items, rows, epochs: int, lr_scale: float) -> dict:
+        """Warm start: ``epochs`` epochs at ``lr_scale`` x the learning rate from the current
+        weights, on the histories of ``rows`` only; the other rows stay in the CSR with no
+        events, so row numbers (Caser's user rows) do not move."""
         keep = np.zeros(len(indptr) - 1, dtype=bool)
         keep[rows] = True
         sel = np.repeat(keep, np.diff(indptr))
@@ -124,7 +124,7 @@ class _NeuralRecommender(SequentialRecommender):
             return {"epochs": 0, "train_seconds": 0.0, "rows": int(keep.sum()), "out_of_time": False}
         sub_ptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
         self._set_tokens(self.net_)
-        cfg = replace(self._train_config(), epochs=max(epochs, 1), lr=self.lr * 0.3, max_decays=0,
+        cfg = replace(self._train_config(), epochs=max(epochs, 1), lr=self.lr * lr_scale, max_decays=0,
                       seed=self.seed + 2, checkpoint_dir=None)
         result = train(self.net_, self._loss, self._training_tensors(sub_ptr, items[sel]), config=cfg)
         self.net_.cpu().eval()

@@ -99,39 +99,56 @@ class Rules:
                 scores[:, j] += float(delta)
         return scores
 
+    def key(self) -> tuple:
+        """A hashable identity: requests with equal rules share one eligibility mask."""
+        pr = None if self.price_range is None else tuple(self.price_range)
+        return (tuple(self.exclude), pr, self.max_per_category, tuple(self.pinned),
+                tuple(sorted((str(i), float(d)) for i, d in self.boost.items())))
+
     def select(self, scores: torch.Tensor, ok: torch.Tensor, k: int, categories: list[str],
                index: dict[str, int]) -> list[int]:
-        """Indices of one slate: eligible pinned items first, then the best-scored eligible
-        items, at most ``max_per_category`` per category. ``categories[j]`` is item ``j``'s
-        category (index 0 is padding); ``ok`` also holds exclude_seen and the request filters."""
-        ok = ok & torch.isfinite(scores)
-        chosen: list[int] = []
-        count: dict[str, int] = {}
+        """Indices of one slate (see :meth:`select_many`)."""
+        return self.select_many(scores[None, :], ok, k, categories, index)[0]
+
+    def select_many(self, scores: torch.Tensor, ok: torch.Tensor, k: int, categories: list[str],
+                    index: dict[str, int]) -> list[list[int]]:
+        """Indices of one slate per row of ``scores [R, n + 1]``: eligible pinned items first,
+        then the best-scored eligible items, at most ``max_per_category`` per category.
+        ``categories[j]`` is item ``j``'s category (index 0 is padding); ``ok [n + 1]`` holds
+        the eligibility. One batched top-k serves every row; the best few x k items nearly
+        always fill a capped slate, and a row the cap starves falls back to a full sort."""
+        masked = scores.masked_fill(~ok[None, :], -math.inf)
+        finite = torch.isfinite(masked)
+        n_ok = finite.sum(1).tolist()
+        pins = [index[i] for i in map(str, self.pinned) if i in index]
+        pin_ok = finite[:, pins].tolist() if pins else [[] for _ in n_ok]
+        width = min(8 * k + len(pins), masked.shape[1])
+        top = masked.topk(width, dim=1)
+        values, indices = top.values.tolist(), top.indices.tolist()
         cap = self.max_per_category
+        out = []
+        for b in range(len(n_ok)):
+            chosen: list[int] = []
+            count: dict[str, int] = {}
 
-        def take(j: int) -> bool:
-            c = categories[j]
-            if not ok[j] or j in chosen or (cap is not None and c and count.get(c, 0) >= cap):
-                return False
-            chosen.append(j)
-            count[c] = count.get(c, 0) + 1
-            return True
+            def take(j: int) -> None:
+                c = categories[j]
+                if j in chosen or (cap is not None and c and count.get(c, 0) >= cap):
+                    return
+                chosen.append(j)
+                count[c] = count.get(c, 0) + 1
 
-        for item in map(str, self.pinned):
-            if len(chosen) < k and item in index:
-                take(index[item])
-        if cap is None:  # no cap: the plain top-k of what is left
-            rest = scores.masked_fill(~ok, -math.inf)
-            rest[chosen] = -math.inf
-            n_left = min(k - len(chosen), int(torch.isfinite(rest).sum()))
-            return chosen + rest.topk(n_left).indices.tolist() if n_left > 0 else chosen
-        masked = scores.masked_fill(~ok, -math.inf)
-        n_ok = int(torch.isfinite(masked).sum())
-        # The best few x k items nearly always fill a capped slate; sorting the whole catalogue
-        # per request is the fallback for slates the cap starves (a few huge categories).
-        for width in (min(8 * k, n_ok), n_ok):
-            for j in masked.topk(width).indices.tolist():
-                if len(chosen) >= k:
-                    return chosen
+            for j, allowed in zip(pins, pin_ok[b]):
+                if allowed and len(chosen) < k:
+                    take(j)
+            for v, j in zip(values[b], indices[b]):
+                if len(chosen) >= k or v == -math.inf:
+                    break
                 take(j)
-        return chosen
+            if len(chosen) < k and n_ok[b] > width:  # the cap starved the top: walk everything
+                for j in torch.argsort(masked[b], descending=True)[: n_ok[b]].tolist():
+                    if len(chosen) >= k:
+                        break
+                    take(j)
+            out.append(chosen)
+        return out

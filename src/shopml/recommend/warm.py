@@ -71,7 +71,8 @@ def refresh_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     metrics, seconds = [], {}
     for name, model in models.items():
         t0 = time.perf_counter()
-        model.refresh(seqs, rows=rows, epochs=cfg.refresh_epochs, item_features=ItemFeatures.from_events(ev), **side)
+        model.refresh(seqs, rows=rows, epochs=cfg.refresh_epochs, lr_scale=cfg.refresh_lr_scale,
+                      item_features=ItemFeatures.from_events(ev), **side)
         seconds[name] = round(time.perf_counter() - t0, 2)
         res = evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_indptr, t_items, k=K,
                                n_items=model.n_items_, target_values=t_values)
