@@ -26,13 +26,15 @@ import numpy as np
 from shopml.benchmarks._common import BenchmarkResult, peak_rss_mb
 from shopml.errors import ConfigError, DataError
 
-__all__ = ["MODELS", "NEURAL", "PROTOCOL_NOTE", "check_models", "make_model", "read_sequences", "split",
+__all__ = ["MODELS", "ABLATIONS", "NEURAL", "PROTOCOL_NOTE", "check_models", "make_model", "read_sequences", "split",
            "fit_model", "row_name", "run_recommend", "kept_rows", "memory_check", "run_memory"]
 
 log = logging.getLogger(__name__)
 
 MODELS = ("sasrec", "caser", "pop", "itemknn", "markov")
-NEURAL = ("sasrec", "caser")
+#: run on request only: SASRec without its repeat head, to measure what the head does
+ABLATIONS = ("sasrec-norepeat",)
+NEURAL = ("sasrec", "caser", "sasrec-norepeat")
 
 PROTOCOL_NOTE = ("leave-one-out, full ranking over every item; A excludes history items, B excludes nothing; "
                  "neural models train on all but the last 2 items and early-stop on the second-last; baselines "
@@ -46,8 +48,8 @@ def check_models(names: Sequence[str]) -> None:
         >>> check_models(["pop", "sasrec"])
     """
     for name in names:
-        if name not in MODELS:
-            raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        if name not in MODELS + ABLATIONS:
+            raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS + ABLATIONS)}")
 
 
 def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: int | None = None,
@@ -64,13 +66,14 @@ def make_model(name: str, *, progress: bool = True, threads: int = 2, epochs: in
           **({"epochs": epochs} if epochs else {})}
     table = {
         "sasrec": lambda: models.SASRecRecommender(**kw),
+        "sasrec-norepeat": lambda: models.SASRecRecommender(repeat_head=False, **kw),
         "caser": lambda: models.CaserRecommender(**kw),
         "pop": baselines.MostPopular,
         "itemknn": baselines.ItemKNN,
         "markov": baselines.Markov,
     }
     if name not in table:
-        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS + ABLATIONS)}")
     return table[name]()
 
 
