@@ -179,17 +179,19 @@ def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys):
 
 def test_warm_start_begins_at_the_previous_weights_and_trains_from_there(fitted, tx):
     """A refresh on a longer log (new customers included) starts every RNN member from the
-    previous member's weights: with no epochs the nets are the previous ones, with a few
-    they move from there; BG/NBD is refitted on the new window."""
+    previous member's weights: after one epoch it is still much nearer them than a fresh fit
+    is, yet it has moved; BG/NBD is refitted on the new window."""
     import torch
 
     more = pl.concat([tx, pl.DataFrame({"customer_id": ["new-1"], "date": [START + dt.timedelta(days=270)],
                                         "dollars": [12.0]}, schema=tx.schema)])
-    params = {**fitted.get_params(), "epochs": 0}
-    still = CustomerForecaster(**params).fit(more, warm_start=fitted)
-    for a, b in zip(still.nets_, fitted.nets_):
-        assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
-    moved = CustomerForecaster(**{**params, "epochs": 2}).fit(more, warm_start=fitted)
-    assert any(not torch.equal(a.state_dict()[k], b.state_dict()[k])
-               for a, b in zip(moved.nets_, fitted.nets_) for k in a.state_dict())
-    assert "new-1" in moved.customers_ and moved.rfm_["x"].shape[0] == len(moved.customers_)
+    params = {**fitted.get_params(), "epochs": 1}
+
+    def gap(a, b):
+        return sum(float((a.state_dict()[k] - b.state_dict()[k]).abs().sum()) for k in a.state_dict())
+
+    warm = CustomerForecaster(**params).fit(more, warm_start=fitted)
+    fresh = CustomerForecaster(**params).fit(more)
+    near, far = gap(warm.nets_[0], fitted.nets_[0]), gap(fresh.nets_[0], fitted.nets_[0])
+    assert 0 < near < far / 3, (near, far)
+    assert "new-1" in warm.customers_ and warm.rfm_["x"].shape[0] == len(warm.customers_)
