@@ -63,3 +63,11 @@ def test_a_job_the_previous_run_lacks_is_fitted_afresh(log, first):
     assert pipeline._fitter("sessions", prev).__name__ == "fit_sessions"
     assert pipeline._fitter("recommend", None).__name__ == "fit_recommend"
     assert dt.datetime.fromisoformat(prev.manifest["params"]["periods"]["test_from"])
+
+
+def test_a_log_that_starts_after_the_previous_run_is_warned_about(log, first, tmp_path):
+    cut = pipeline.periods_of(log).start + dt.timedelta(days=10)
+    said = []
+    pipeline.fit_all(log.filter(pl.col("timestamp") >= cut), tmp_path / "late", config=pipeline.FitConfig.preset("tiny"),
+                     jobs=("recommend",), warm_start=first, log=said.append)
+    assert any("give the whole log" in m for m in said)

@@ -13,6 +13,7 @@ exactly like a full fit, so the two can be compared (``shopml benchmark refresh`
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import numpy as np
@@ -56,6 +57,10 @@ def refresh_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
         raise Skip(f"no events of known users before {p.test_from.date()}")
     seqs = build_sequences(train_ev, item_map=IdMap(served.item_ids_).extended(train_ev["item_id"]))
     since = _previous_cut(prev)
+    prev_start = dt.datetime.fromisoformat(prev.manifest["params"]["periods"]["start"])
+    if ev["timestamp"].min() > prev_start:  # the histories are rebuilt from this log
+        log(f"[recommend] warning: this log starts {ev['timestamp'].min().date()}, after the previous run's "
+            f"{prev_start.date()}; histories hold only what this log holds (give the whole log)")
     active = set(train_ev.filter(pl.col("timestamp") >= since)["user_id"].cast(pl.Utf8).unique().to_list())
     rows = refresh_rows(seqs, active, cfg.refresh_replay, cfg.seed)
     log(f"[recommend] warm start: {len(active)} users with events since {since.date()}, "
@@ -101,6 +106,4 @@ def refresh_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
 
 def _previous_cut(prev):
     """The previous run's models were trained on events before its test window."""
-    import datetime as dt
-
     return dt.datetime.fromisoformat(prev.manifest["params"]["periods"]["test_from"])
