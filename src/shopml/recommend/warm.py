@@ -68,7 +68,7 @@ def refresh_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     from shopml.data.features import ItemFeatures
     from shopml.recommend.baselines import MostPopular
 
-    side = item_side(ev)
+    side = {**item_side(ev), "item_features": ItemFeatures.from_events(ev)}  # once, for every model
     models = {prev.extras.get("recommend", {}).get("model", "served"): served}
     if prev.get("recommend_sasrec") is not None:
         models["sasrec"] = prev.get("recommend_sasrec")
@@ -76,8 +76,7 @@ def refresh_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     metrics, seconds = [], {}
     for name, model in models.items():
         t0 = time.perf_counter()
-        model.refresh(seqs, rows=rows, epochs=cfg.refresh_epochs, lr_scale=cfg.refresh_lr_scale,
-                      item_features=ItemFeatures.from_events(ev), **side)
+        model.refresh(seqs, rows=rows, epochs=cfg.refresh_epochs, lr_scale=cfg.refresh_lr_scale, **side)
         seconds[name] = round(time.perf_counter() - t0, 2)
         res = evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_indptr, t_items, k=K,
                                n_items=model.n_items_, target_values=t_values)
