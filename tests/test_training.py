@@ -165,3 +165,15 @@ def test_train_restores_the_callers_thread_count():
     other = 1 if old != 1 else 2
     train(net, loss, IndexBatches(x, y), config=TrainConfig(epochs=1, batch_size=16, threads=other, progress=False))
     assert set(seen) == {other} and torch.get_num_threads() == old
+
+
+def test_a_diverged_loss_stops_the_fit_with_a_training_error():
+    from shopml.errors import TrainingError
+
+    x = torch.randn(64, 4)
+    x[5, 2] = float("nan")  # one bad input row makes every epoch's mean loss NaN
+    y = torch.zeros(64, dtype=torch.long)
+    net = torch.nn.Linear(4, 2)
+    with pytest.raises(TrainingError, match="epoch 1"):
+        train(net, lambda m, b: torch.nn.functional.cross_entropy(m(b[0]), b[1]), IndexBatches(x, y),
+              config=TrainConfig(epochs=3, batch_size=16, progress=False))

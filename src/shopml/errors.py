@@ -8,7 +8,8 @@ one line on stderr and exit code 2, the HTTP service into a 4xx answer.
     ├── ConfigError        bad parameter or option value
     ├── NotFittedError     predict/recommend/save before fit
     ├── ArtifactError      a run folder that is missing, corrupted or mismatched
-    └── InfeasibleError    a pricing request no price can satisfy
+    ├── InfeasibleError    a pricing request no price can satisfy
+    └── TrainingError      a fit whose loss stopped being finite (diverged)
 
 Example:
     >>> try:
@@ -27,6 +28,7 @@ __all__ = [
     "NotFittedError",
     "ArtifactError",
     "InfeasibleError",
+    "TrainingError",
 ]
 
 
@@ -65,3 +67,8 @@ class ArtifactError(ShopMLError):
 
 class InfeasibleError(ShopMLError, ValueError):
     """A pricing request whose constraints no price can satisfy."""
+
+
+class TrainingError(ShopMLError, RuntimeError):
+    """Training diverged: the loss became NaN or infinite. Silently keeping such weights gave
+    a model that predicts nothing, so the fit stops and says so."""

@@ -63,7 +63,7 @@ import torch
 
 from shopml import progress
 from shopml.artifacts import atomic_dir
-from shopml.errors import ConfigError
+from shopml.errors import ConfigError, TrainingError
 
 __all__ = ["TrainConfig", "TrainResult", "IndexBatches", "Hooks", "train", "dist_info", "torch_threads",
            "check_device"]
@@ -274,6 +274,11 @@ def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks:
             break
         deadline = t0 + cfg.max_seconds if cfg.budget_per_step and cfg.max_seconds is not None else None
         loss, cut = _run_epoch(model, loss_fn, batches, opt, hooks, cfg, epoch, rank, world, deadline)
+        if not math.isfinite(loss):
+            # Checked once per epoch (no per-step sync); NaN weights would otherwise be kept and
+            # early stopping would end the fit as if it had converged.
+            raise TrainingError(f"training diverged: the mean loss of epoch {epoch} is {loss} "
+                                "(non-finite inputs, or a learning rate too high)")
         row = {"epoch": epoch, "loss": loss, **({"partial": True} if cut else {})}
         row.update(hooks.after_epoch(model, epoch) or {})
         if validate is not None and (epoch % cfg.validate_every == 0 or epoch == cfg.epochs):

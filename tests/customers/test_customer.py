@@ -195,3 +195,20 @@ def test_warm_start_begins_at_the_previous_weights_and_trains_from_there(fitted,
     near, far = gap(warm.nets_[0], fitted.nets_[0]), gap(fresh.nets_[0], fitted.nets_[0])
     assert 0 < near < far / 3, (near, far)
     assert "new-1" in warm.customers_ and warm.rfm_["x"].shape[0] == len(warm.customers_)
+
+
+def test_a_day_with_negative_net_spend_does_not_poison_the_fit(tx):
+    # Real logs net returns into a purchase day: Online Retail has days whose units are
+    # positive and whose dollars are negative. Before the floor, log1p of a negative average
+    # spend was NaN, the loss was NaN and the forecast was 0 for every customer.
+    cal = tx.filter(pl.col("date") <= START + dt.timedelta(days=195))
+    first = cal.filter(pl.col("customer_id") == "hi0")["date"].min()
+    bad = cal.with_columns(pl.when((pl.col("customer_id") == "hi0") & (pl.col("date") == first))
+                           .then(-1770.0).otherwise(pl.col("dollars")).alias("dollars"))
+    m = CustomerForecaster(dim=16, epochs=40, n_members=1, n_samples=40, lr=1e-2, batch_size=32,
+                           valid_fraction=0.25).fit(bad, calibration_end=START + dt.timedelta(days=195), start=START)
+    assert all(np.isfinite(h).all() for h in m.history_)
+    f = m.forecast(12)
+    hi = f.filter(pl.col("customer_id").str.starts_with("hi"))["expected_purchases"].mean()
+    lo = f.filter(pl.col("customer_id").str.starts_with("lo"))["expected_purchases"].mean()
+    assert hi > 3 * lo > 0

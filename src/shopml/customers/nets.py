@@ -82,7 +82,9 @@ class WeekTracker:
         sampled weeks, the customer's average spend per purchase day so far). Returns [B, F]."""
         bought = count > 0
         avg = self.spend_cum / self.cum.clamp(min=1)
-        spend = avg * count if spend is None else spend
+        # A day's spend net of returns can be negative (an expensive item returned on a day of
+        # cheap purchases); floored at 0 so that log1p of the average stays finite.
+        spend = avg * count if spend is None else spend.clamp(min=0)
         birth = bought & (self.joined == 0)
         was = self.joined > 0
         self.joined = torch.where(bought, torch.ones_like(self.joined), self.joined)
