@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from shopml.benchmarks.revenue import recommend_blend, slate_values
+from shopml.benchmarks.revenue import recommend_blend, slate_values, truth_slates
 from shopml.data.simulate import simulate_shop
 from shopml.evaluation.metrics import expected_calibration_error
 from shopml.recommend.value import value_keys
@@ -69,11 +69,24 @@ def test_revenue_benchmark_end_to_end_on_a_tiny_shop(tmp_path):
     out = tmp_path / "rev.json"
     main(["benchmark", "revenue", "--users", "200", "--items", "40", "--epochs", "2", "--out", str(out)])
     doc = json.loads(out.read_text())
-    test = [r for r in doc["rows"] if r["split"] == "test"]
+    test = [r for r in doc["rows"] if r["split"] == "test" and r["ranker"] == "sasrec"]
+    truth = [r for r in doc["rows"] if r["split"] == "test" and r["ranker"] == "truth"]
     assert {r["objective"] for r in test} == {"relevance", "profit", "revenue"}
+    # the truth's own ranking is the ceiling: no blend of the model's beats the truth's blend 1
+    ceiling = next(r for r in truth if r["objective"] == "profit" and r["blend"] == 1.0)["expected_profit@10"]
+    assert max(r["expected_profit@10"] for r in test) <= ceiling + 1e-9
+    assert doc["truth_profit_gain"] >= 0
     assert sorted(r["blend"] for r in test if r["objective"] == "profit") == [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
     chosen = [r for r in test if r["objective"] == "profit" and r["recommended"]]
     assert len(chosen) == 1 and chosen[0]["blend"] == doc["recommended_blend"]["profit"]
     for r in test:
         assert r["expected_profit@10"] > 0 and r["expected_revenue@10"] >= r["expected_profit@10"]
         assert 0 <= r["ndcg@10"] <= r["hr@10"] <= 1
+
+
+def test_truth_slates_leave_the_history_out_and_rank_by_true_value():
+    p = np.array([[0.4, 0.3, 0.2, 0.1]])
+    v = np.array([1.0, 1.0, 1.0, 10.0])
+    ex = np.array([[True, False, False, False]])
+    assert truth_slates(p, v, 0.0, 2, ex).tolist() == [[1, 2]]
+    assert truth_slates(p, v, 1.0, 2, ex).tolist() == [[3, 1]]  # 0.1 x 10 beats 0.3 x 1

@@ -181,8 +181,6 @@ def test_warm_start_begins_at_the_previous_weights_and_trains_from_there(fitted,
     """A refresh on a longer log (new customers included) starts every RNN member from the
     previous member's weights: after one epoch it is still much nearer them than a fresh fit
     is, yet it has moved; BG/NBD is refitted on the new window."""
-    import torch
-
     more = pl.concat([tx, pl.DataFrame({"customer_id": ["new-1"], "date": [START + dt.timedelta(days=270)],
                                         "dollars": [12.0]}, schema=tx.schema)])
     params = {**fitted.get_params(), "epochs": 1}

@@ -14,7 +14,8 @@ slate, of true probability x unit margin), ``expected_revenue@10``, ``ndcg@10`` 
 ``hr@10`` against the sampled test item, and ``expected_ndcg@10`` (the same under the true
 probabilities, without sampling noise). The recommended blend is chosen on the validation
 item: the most expected profit at no more than ``max_ndcg_loss`` (5%) below relevance
-ranking's NDCG@10. The test rows report it with ``recommended: true``.
+ranking's NDCG@10. The test rows report it with ``recommended: true``. The same grid ranked
+by the true probabilities (``ranker: truth``) is the ceiling: what a perfect model would gain.
 
 Example:
     >>> res = run_revenue(n_users=300, n_items=60, epochs=2)  # doctest: +SKIP
@@ -31,7 +32,7 @@ import numpy as np
 
 from shopml.benchmarks._common import BenchmarkResult, peak_rss_mb
 
-__all__ = ["BLENDS", "run_revenue", "slate_values", "recommend_blend"]
+__all__ = ["BLENDS", "run_revenue", "slate_values", "recommend_blend", "truth_slates"]
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +86,49 @@ def _slates(model, users: list[str], objective: str, blend: float, k: int) -> np
     return out
 
 
-def _grid(model, users, p_true, margin_value, price, targets, k) -> list[dict]:
+def truth_slates(p_true: np.ndarray, unit_value: np.ndarray, blend: float, k: int,
+                 exclude: np.ndarray | None = None) -> np.ndarray:
+    """Slates ``[U, k]`` ranked by the *true* ``log P + blend x log(value)``, items in
+    ``exclude`` (a ``[U, n]`` bool mask, the history) left out: what a perfect model reaches.
+
+    Example:
+        >>> p = np.array([[0.5, 0.3, 0.2]]); v = np.array([1.0, 1.0, 4.0])
+        >>> truth_slates(p, v, 0.0, 2).tolist(), truth_slates(p, v, 1.0, 2).tolist()
+        ([[0, 1]], [[2, 0]])
+    """
+    key = np.log(np.maximum(p_true, 1e-300)) + blend * np.log(np.maximum(unit_value, 1e-300))
+    if exclude is not None:
+        key = np.where(exclude, -np.inf, key)
+    top = np.argpartition(-key, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(key, top, 1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, 1)
+
+
+def _grid(model, users, p_true, margin_value, price, targets, k, exclude=None) -> list[dict]:
+    """The blend grid ranked by SASRec (``ranker: sasrec``), or, with ``model=None``, by the
+    true probabilities (``ranker: truth``), the ceiling any model can reach."""
     rows = []
     for objective in ("relevance", "profit", "revenue"):
         for blend in (0.0,) if objective == "relevance" else BLENDS[1:]:
-            s = _slates(model, users, objective, blend, k)
+            if model is None:
+                value = price if objective == "revenue" else margin_value
+                s = truth_slates(p_true, value, blend, k, exclude)
+            else:
+                s = _slates(model, users, objective, blend, k)
             prof = slate_values(s, p_true, margin_value, targets)
             rev = slate_values(s, p_true, price, targets)
-            rows.append({"objective": objective, "blend": blend, f"expected_profit@{k}": prof["expected_value"],
+            rows.append({"ranker": "truth" if model is None else "sasrec", "objective": objective, "blend": blend,
+                         f"expected_profit@{k}": prof["expected_value"],
                          f"expected_revenue@{k}": rev["expected_value"], f"ndcg@{k}": prof["ndcg"],
                          f"hr@{k}": prof["hr"], f"expected_ndcg@{k}": prof["expected_ndcg"]})
     return rows
 
 
-def _gains(rows: list[dict], k: int) -> dict:
+def _gains(rows: list[dict], k: int, ranker: str = "sasrec") -> dict:
     """Relative change of expected profit and NDCG at the recommended profit blend (test rows)."""
-    base = next(r for r in rows if r["split"] == "test" and r["objective"] == "relevance")
-    best = next(r for r in rows if r["split"] == "test" and r["objective"] == "profit" and r["recommended"])
+    mine = [r for r in rows if r["split"] == "test" and r["ranker"] == ranker]
+    base = next(r for r in mine if r["objective"] == "relevance")
+    best = next(r for r in mine if r["objective"] == "profit" and r["recommended"])
     return {"profit_gain": best[f"expected_profit@{k}"] / base[f"expected_profit@{k}"] - 1.0,
             "ndcg_change": best[f"ndcg@{k}"] / base[f"ndcg@{k}"] - 1.0}
 
@@ -147,25 +174,37 @@ def run_revenue(*, n_users: int = 3000, n_items: int = 400, seed: int = 0, threa
         p = truth.next_view_probs(user_rows[rows], to_truth[last])[:, to_truth]
         return rows, p, targets[rows] - 1
 
+    def history_mask(hist: Sequences, rows: np.ndarray) -> np.ndarray:
+        mask = np.zeros((len(rows), len(to_truth)), dtype=bool)
+        for j, r in enumerate(rows):
+            mask[j, hist.items[hist.indptr[r]:hist.indptr[r + 1]] - 1] = True
+        return mask
+
     res_rows, chosen = [], {}
     for split, hist, targets in (("valid", train, valid), ("test", train_valid, test)):
         model.set_histories(hist)
         rows, p, tgt = truth_rows(hist, targets)
         users = [hist.user_ids[r] for r in rows]
-        grid = _grid(model, users, p, margin_value, price_m, tgt, k)
-        if split == "valid":
-            for obj in ("profit", "revenue"):
-                chosen[obj] = recommend_blend([g for g in grid if g["objective"] in (obj, "relevance")], max_ndcg_loss,
-                                              key=f"expected_{obj}@{k}")
-        for g in grid:
-            rec = g["objective"] == "relevance" or g["blend"] == chosen.get(g["objective"])
-            res_rows.append({"split": split, **g, "recommended": bool(rec), "n_users": len(users)})
+        for ranker, grid in (("sasrec", _grid(model, users, p, margin_value, price_m, tgt, k)),
+                             ("truth", _grid(None, users, p, margin_value, price_m, tgt, k, history_mask(hist, rows)))):
+            if split == "valid":
+                for obj in ("profit", "revenue"):
+                    chosen[ranker, obj] = recommend_blend([g for g in grid if g["objective"] in (obj, "relevance")],
+                                                          max_ndcg_loss, key=f"expected_{obj}@{k}")
+            for g in grid:
+                rec = g["objective"] == "relevance" or g["blend"] == chosen.get((ranker, g["objective"]))
+                res_rows.append({"split": split, **g, "recommended": bool(rec), "n_users": len(users)})
+    truth_gain = _gains(res_rows, k, "truth")
     extra = {"n_users": n_users, "n_items": n_items, "seed": seed, "threads": threads, "train_seconds": train_s,
              "sasrec_epochs": model.fit_info_.get("epochs"), "temperature": model.temperature_,
-             "recommended_blend": chosen, "max_ndcg_loss": max_ndcg_loss, **_gains(res_rows, k),
+             "recommended_blend": {obj: b for (r, obj), b in chosen.items() if r == "sasrec"},
+             "truth_recommended_blend": {obj: b for (r, obj), b in chosen.items() if r == "truth"},
+             "truth_profit_gain": truth_gain["profit_gain"], "truth_ndcg_change": truth_gain["ndcg_change"],
+             "max_ndcg_loss": max_ndcg_loss, **_gains(res_rows, k),
              "peak_rss_mb": peak_rss_mb(),
              "protocol_note": "simulated shop; true next-item probabilities; margins planted U(0.05, 0.6); "
                               "blend chosen on the validation item, reported on the test item; history excluded"}
-    log.info("revenue: blend %s gives %+.1f%% expected profit at %+.1f%% NDCG@10", chosen.get("profit"),
-             100 * extra["profit_gain"], 100 * extra["ndcg_change"])
+    log.info("revenue: blend %s gives %+.1f%% expected profit at %+.1f%% NDCG@10 (true probabilities: %+.1f%%)",
+             extra["recommended_blend"].get("profit"), 100 * extra["profit_gain"], 100 * extra["ndcg_change"],
+             100 * extra["truth_profit_gain"])
     return BenchmarkResult("simulated shop, revenue- and profit-aware ranking", res_rows, extra)
