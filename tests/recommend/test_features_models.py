@@ -87,7 +87,7 @@ def test_repeat_gate_learns_rebuying_and_its_absence():
         start = int(rng.integers(0, n_items - 30))
         steps = np.cumsum(rng.integers(1, 3, 9))
         explore.append([f"i{start + s}" for s in steps])
-    kw = dict(dim=16, epochs=20, batch_size=64, patience=50, progress=False, threads=1)
+    kw = dict(dim=16, epochs=20, batch_size=64, patience=50, progress=False, threads=1, repeat_head=True)
     m_rebuy = SASRecRecommender(**kw).fit(_seqs(rebuy))
     m_explore = SASRecRecommender(**kw).fit(_seqs(explore))
     assert _gate(m_rebuy, [s[:-1] for s in rebuy[:50]]) > 0.5
