@@ -133,6 +133,35 @@ def _gains(rows: list[dict], k: int, ranker: str = "sasrec") -> dict:
             "ndcg_change": best[f"ndcg@{k}"] / base[f"ndcg@{k}"] - 1.0}
 
 
+def _history_mask(hist, rows: np.ndarray, n_items: int) -> np.ndarray:
+    """``[len(rows), n_items]`` True where the item (0-based column) is in that row's history."""
+    mask = np.zeros((len(rows), n_items), dtype=bool)
+    for j, r in enumerate(rows):
+        mask[j, hist.items[hist.indptr[r]:hist.indptr[r + 1]] - 1] = True
+    return mask
+
+
+def _score_splits(model, splits, truth_rows, margin_value, price, k: int, max_ndcg_loss: float):
+    """The grid of both rankers on each ``(split, histories, targets)``; the blends are chosen
+    on the "valid" split (which comes first) and flagged ``recommended`` on every split."""
+    res_rows, chosen = [], {}
+    for split, hist, targets in splits:
+        model.set_histories(hist)
+        rows, p, tgt = truth_rows(hist, targets)
+        users = [hist.user_ids[r] for r in rows]
+        exclude = _history_mask(hist, rows, p.shape[1])
+        for ranker, grid in (("sasrec", _grid(model, users, p, margin_value, price, tgt, k)),
+                             ("truth", _grid(None, users, p, margin_value, price, tgt, k, exclude))):
+            if split == "valid":
+                for obj in ("profit", "revenue"):
+                    chosen[ranker, obj] = recommend_blend([g for g in grid if g["objective"] in (obj, "relevance")],
+                                                          max_ndcg_loss, key=f"expected_{obj}@{k}")
+            for g in grid:
+                rec = g["objective"] == "relevance" or g["blend"] == chosen.get((ranker, g["objective"]))
+                res_rows.append({"split": split, **g, "recommended": bool(rec), "n_users": len(users)})
+    return res_rows, chosen
+
+
 def run_revenue(*, n_users: int = 3000, n_items: int = 400, seed: int = 0, threads: int = 2,
                 epochs: int | None = None, max_ndcg_loss: float = 0.05, k: int = 10) -> BenchmarkResult:
     """Simulate, train SASRec with prices and planted unit costs, and score the blend grid on
@@ -174,26 +203,8 @@ def run_revenue(*, n_users: int = 3000, n_items: int = 400, seed: int = 0, threa
         p = truth.next_view_probs(user_rows[rows], to_truth[last])[:, to_truth]
         return rows, p, targets[rows] - 1
 
-    def history_mask(hist: Sequences, rows: np.ndarray) -> np.ndarray:
-        mask = np.zeros((len(rows), len(to_truth)), dtype=bool)
-        for j, r in enumerate(rows):
-            mask[j, hist.items[hist.indptr[r]:hist.indptr[r + 1]] - 1] = True
-        return mask
-
-    res_rows, chosen = [], {}
-    for split, hist, targets in (("valid", train, valid), ("test", train_valid, test)):
-        model.set_histories(hist)
-        rows, p, tgt = truth_rows(hist, targets)
-        users = [hist.user_ids[r] for r in rows]
-        for ranker, grid in (("sasrec", _grid(model, users, p, margin_value, price_m, tgt, k)),
-                             ("truth", _grid(None, users, p, margin_value, price_m, tgt, k, history_mask(hist, rows)))):
-            if split == "valid":
-                for obj in ("profit", "revenue"):
-                    chosen[ranker, obj] = recommend_blend([g for g in grid if g["objective"] in (obj, "relevance")],
-                                                          max_ndcg_loss, key=f"expected_{obj}@{k}")
-            for g in grid:
-                rec = g["objective"] == "relevance" or g["blend"] == chosen.get((ranker, g["objective"]))
-                res_rows.append({"split": split, **g, "recommended": bool(rec), "n_users": len(users)})
+    splits = (("valid", train, valid), ("test", train_valid, test))
+    res_rows, chosen = _score_splits(model, splits, truth_rows, margin_value, price_m, k, max_ndcg_loss)
     truth_gain = _gains(res_rows, k, "truth")
     extra = {"n_users": n_users, "n_items": n_items, "seed": seed, "threads": threads, "train_seconds": train_s,
              "sasrec_epochs": model.fit_info_.get("epochs"), "temperature": model.temperature_,
