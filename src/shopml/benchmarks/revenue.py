@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from shopml.benchmarks._common import BenchmarkResult, peak_rss_mb
+from shopml.evaluation.protocols import row_mask
 
 __all__ = ["BLENDS", "run_revenue", "slate_values", "recommend_blend", "truth_slates"]
 
@@ -133,14 +134,6 @@ def _gains(rows: list[dict], k: int, ranker: str = "sasrec") -> dict:
             "ndcg_change": best[f"ndcg@{k}"] / base[f"ndcg@{k}"] - 1.0}
 
 
-def _history_mask(hist, rows: np.ndarray, n_items: int) -> np.ndarray:
-    """``[len(rows), n_items]`` True where the item (0-based column) is in that row's history."""
-    mask = np.zeros((len(rows), n_items), dtype=bool)
-    for j, r in enumerate(rows):
-        mask[j, hist.items[hist.indptr[r]:hist.indptr[r + 1]] - 1] = True
-    return mask
-
-
 def _score_splits(model, splits, truth_rows, margin_value, price, k: int, max_ndcg_loss: float):
     """The grid of both rankers on each ``(split, histories, targets)``; the blends are chosen
     on the "valid" split (which comes first) and flagged ``recommended`` on every split."""
@@ -149,7 +142,7 @@ def _score_splits(model, splits, truth_rows, margin_value, price, k: int, max_nd
         model.set_histories(hist)
         rows, p, tgt = truth_rows(hist, targets)
         users = [hist.user_ids[r] for r in rows]
-        exclude = _history_mask(hist, rows, p.shape[1])
+        exclude = row_mask(hist.indptr, hist.items, rows, p.shape[1] + 1)[:, 1:].numpy()  # items are 1-based
         for ranker, grid in (("sasrec", _grid(model, users, p, margin_value, price, tgt, k)),
                              ("truth", _grid(None, users, p, margin_value, price, tgt, k, exclude))):
             if split == "valid":

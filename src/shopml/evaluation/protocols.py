@@ -30,7 +30,8 @@ import torch
 from shopml.data.sequences import pad_left
 from shopml.evaluation.metrics import hit_rate, hit_rate_sets, mrr, ndcg, ndcg_sets, target_ranks
 
-__all__ = ["evaluate", "rank_targets", "evaluate_model", "evaluate_windows", "metrics_from_ranks", "auto_batch_size"]
+__all__ = ["evaluate", "rank_targets", "evaluate_model", "evaluate_windows", "metrics_from_ranks", "auto_batch_size",
+           "row_mask"]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -172,7 +173,7 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
             hist = _padded(hist_indptr, hist_items, rows)
             scores = score_fn(hist, torch.from_numpy(users[rows]).long()).float()
             scores[:, 0] = float("-inf")
-            relevant = _row_mask(target_indptr, target_items, rows, scores.shape[1])
+            relevant = row_mask(target_indptr, target_items, rows, scores.shape[1])
             seen = torch.zeros_like(relevant).scatter_(1, hist, True)
             seen[:, 0] = False
             for p in ("A", "B"):
@@ -209,8 +210,13 @@ def _row_values(indptr: np.ndarray, items: np.ndarray, values: np.ndarray, rows:
     return out
 
 
-def _row_mask(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: int) -> torch.Tensor:
-    """Bool ``[len(rows), width]``: True at each row's items."""
+def row_mask(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: int) -> torch.Tensor:
+    """Bool ``[len(rows), width]``: True at each row's items.
+
+    Example:
+        >>> row_mask(np.array([0, 2, 3]), np.array([1, 3, 2]), np.array([1, 0]), 4).int().tolist()
+        [[0, 0, 1, 0], [0, 1, 0, 1]]
+    """
     starts, ends = indptr[rows], indptr[rows + 1]
     lens = ends - starts
     r = np.repeat(np.arange(len(rows)), lens)
