@@ -206,13 +206,14 @@ def test_keys_from_environment(tiny_run, monkeypatch):
     assert c.get(f"/v1/users/{RAW}/recommendations", headers={"X-API-Key": "env-key-12345"}).status_code == 403
 
 
-def test_concurrent_user_requests_are_batched_and_match_single_answers(client):
+def test_concurrent_user_requests_are_batched_and_match_single_answers(client, monkeypatch):
     import asyncio
 
     import httpx
 
     app = client.app
     engine = app.state.holder.engine
+    monkeypatch.setattr(engine, "_top", None)  # no precomputed lists: every request is scored
     users = [f"shopper-{n:03d}@example.com" for n in range(8)] + ["nobody"]
     sizes, single = [], engine.recommend_users
 
@@ -240,3 +241,18 @@ def test_concurrent_user_requests_are_batched_and_match_single_answers(client):
         alone = engine.recommend_user(user, k=4, rules=rules)
         assert [i["item_id"] for i in r.json()["items"]] == [i["item_id"] for i in alone["items"]]
         assert r.json()["fallback"] == alone["fallback"]
+
+
+def test_known_users_are_answered_from_the_load_time_lists_as_scoring_would(client, monkeypatch):
+    engine = client.app.state.holder.engine
+    assert engine._top is not None
+    queries = [{"k": 4}, {"k": 6, "exclude": ["item1", "item2"], "max_per_category": 1},
+               {"k": 3, "price_min": 2, "price_max": 5}]
+    listed = [client.get(f"/v1/users/shopper-{n:03d}@example.com/recommendations", params=q, headers=ALL).json()
+              for n in range(10) for q in queries]
+    monkeypatch.setattr(engine, "_top", None)
+    scored = [client.get(f"/v1/users/shopper-{n:03d}@example.com/recommendations", params=q, headers=ALL).json()
+              for n in range(10) for q in queries]
+    for a, b in zip(listed, scored):
+        assert [i["item_id"] for i in a["items"]] == [i["item_id"] for i in b["items"]]
+        assert a["model"] == b["model"] and a["fallback"] is b["fallback"] is None

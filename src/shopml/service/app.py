@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
 import asyncio
 import gc
@@ -126,7 +126,8 @@ class _AuthError(Exception):
 
 
 def _require(scope: str):
-    def check(request: Request, key: str | None = Depends(_key_header)) -> Engine:
+    # async: a plain def would run in the thread pool, a thread hop per request for a dict lookup
+    async def check(request: Request, key: str | None = Depends(_key_header)) -> Engine:
         granted = request.app.state.api_keys.scopes_of(key)
         if granted is None:
             raise _AuthError(401, f"missing or unknown API key (send it in the {HEADER} header)")
@@ -248,29 +249,23 @@ def _add_recommend(app: FastAPI) -> None:
     @app.get("/v1/users/{user_id}/recommendations", response_model=S.Recommendations, responses=_ERRORS)
     async def user_recommendations(
         request: Request,
+        q: Annotated[S.UserQuery, Query()],
         user_id: S.Id = PathParam(min_length=1, max_length=S.MAX_ID,
                                   description="The shop's raw user id; hashed with the run's key on arrival."),
-        k: int = Query(10, ge=1, le=S.MAX_K),
-        explain: bool = False,
-        exclude: list[S.Id] | None = Query(None, max_length=1000, description="Never return this item (repeatable)."),
-        price_min: float | None = Query(None, ge=0, le=1e9),
-        price_max: float | None = Query(None, ge=0, le=1e9),
-        max_per_category: int | None = Query(None, ge=1, le=S.MAX_K),
-        pin: list[S.Id] | None = Query(None, max_length=S.MAX_K, description="Show first when eligible (repeatable)."),
-        boost: list[S.BoostArg] | None = Query(None, max_length=1000, description="ITEM=DELTA added to its score."),
-        objective: Literal["relevance", "revenue", "profit"] = "relevance",
-        blend: float = Query(1.0, ge=0, le=1, description="0 = relevance, 1 = expected value."),
-        assumed_margin: float | None = Query(None, ge=0, lt=1),
         engine: Engine = rec,
     ):
         """Top-k items for a known user (popular items, flagged, for an unknown one), under the
         shop's rules when any is given."""
-        rules = Rules.from_options(exclude=exclude, price_min=price_min, price_max=price_max,
-                                   max_per_category=max_per_category, pinned=pin, boost=boost)
-        value = None if objective == "relevance" else {"objective": objective, "blend": blend,
-                                                       "assumed_margin": assumed_margin}
-        if explain or value is not None:  # the coalescer batches relevance requests, with their rules
-            return engine.recommend_user(user_id, k=k, explain=explain, rules=rules, value=value)
+        k = q.k
+        rules = Rules.from_options(exclude=q.exclude, price_min=q.price_min, price_max=q.price_max,
+                                   max_per_category=q.max_per_category, pinned=q.pin, boost=q.boost)
+        value = None if q.objective == "relevance" else {"objective": q.objective, "blend": q.blend,
+                                                         "assumed_margin": q.assumed_margin}
+        if q.explain or value is not None:  # the coalescer batches relevance requests, with their rules
+            return engine.recommend_user(user_id, k=k, explain=q.explain, rules=rules, value=value)
+        listed = engine.recommend_listed(user_id, k=k, rules=rules)
+        if listed is not None:
+            return listed
         return await request.app.state.coalescer.recommend(engine, user_id, k, rules)
 
     @app.post("/v1/recommendations", response_model=S.Recommendations, responses=_ERRORS)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from shopml.errors import ShopMLError
 from shopml.privacy import load_key, pseudonymize_one
+from shopml.recommend.topn import TopN
 from shopml.runs import Run, load_run
 
 __all__ = ["Engine", "Unavailable", "UnknownId"]
@@ -45,6 +46,9 @@ class Engine:
 
     def __init__(self, run: Run, key: bytes):
         self.run, self._key = run, key
+        # Known users' slates, made once per load (a reload builds a new engine, so new lists).
+        model = run.components.get("recommend")
+        self._top = TopN.build(model) if model is not None else None
 
     @classmethod
     def load(cls, path, key: bytes | None = None) -> "Engine":
@@ -85,6 +89,14 @@ class Engine:
         out = self._popular(k, rules=rules, value=value)
         out["fallback"] = "popularity"
         return out
+
+    def recommend_listed(self, raw_user_id: str, *, k: int = 10, rules=None) -> dict | None:
+        """A known user's top-k under ``rules`` read from the lists made at load (the answer
+        :meth:`recommend_user` gives), or None when the lists cannot decide it."""
+        if self._top is None:
+            return None
+        recs = self._top.answer(self.pseudonym(raw_user_id), k, rules)
+        return None if recs is None else self._recs(self._top.model, recs)
 
     def recommend_users(self, raw_user_ids: list[str], *, k: int = 10, rules: list | None = None) -> list[dict]:
         """Top-k for many shop user ids with ONE model call for the known ones (the service
