@@ -9,8 +9,6 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import asyncio
 import gc
 import logging
@@ -31,6 +29,7 @@ from shopml.service import schemas as S
 from shopml.service.auth import HEADER, ApiKeys
 from shopml.service.engine import Engine, Unavailable, UnknownId
 from shopml.service.middleware import BodyLimit, HeadAsGet, Metrics, MetricsMiddleware
+from shopml.service.query import openapi_parameters, query_model
 
 __all__ = ["create_app"]
 
@@ -246,12 +245,13 @@ def _add_probes(app: FastAPI) -> None:
 def _add_recommend(app: FastAPI) -> None:
     rec = Depends(_require("recommend"))
 
-    @app.get("/v1/users/{user_id}/recommendations", response_model=S.Recommendations, responses=_ERRORS)
+    @app.get("/v1/users/{user_id}/recommendations", response_model=S.Recommendations, responses=_ERRORS,
+             openapi_extra={"parameters": openapi_parameters(S.UserQuery)})
     async def user_recommendations(
         request: Request,
-        q: Annotated[S.UserQuery, Query()],
         user_id: S.Id = PathParam(min_length=1, max_length=S.MAX_ID,
                                   description="The shop's raw user id; hashed with the run's key on arrival."),
+        q: S.UserQuery = Depends(query_model(S.UserQuery)),
         engine: Engine = rec,
     ):
         """Top-k items for a known user (popular items, flagged, for an unknown one), under the
