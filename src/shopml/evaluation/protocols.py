@@ -52,6 +52,13 @@ def _padded(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray) -> torch.Te
     return torch.from_numpy(pad_left(items, starts, ends, max(int((ends - starts).max()), 1)))
 
 
+def _by_length(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``rows`` ordered by history length, so a batch is padded to the length of its own rows
+    rather than to the longest history of the file: in index order nearly every Beauty batch
+    of a thousand users holds one of 50 items, while the mean history is 9."""
+    return rows[np.argsort(indptr[rows + 1] - indptr[rows], kind="stable")]
+
+
 def rank_targets(
     score_fn: ScoreFn,
     indptr: np.ndarray,
@@ -78,9 +85,10 @@ def rank_targets(
     n_items = n_items if n_items is not None else int(max(items.max(initial=0), targets.max(initial=0)))
     bs = batch_size or auto_batch_size(n_items)
     out: dict[str, list] = {p: [] for p in protocols}
+    order = _by_length(indptr, rows_all)
     with torch.no_grad():
-        for s in range(0, len(rows_all), bs):
-            rows = rows_all[s : s + bs]
+        for s in range(0, len(order), bs):
+            rows = order[s : s + bs]
             hist = _padded(indptr, items, rows)
             scores = score_fn(hist, torch.from_numpy(users[rows]).long())
             scores[:, 0] = float("-inf")  # the padding column is never a candidate
@@ -88,7 +96,8 @@ def rank_targets(
             for p in protocols:
                 ranks = target_ranks(scores, tgt, hist if p == "A" else None)
                 out[p].append(ranks.numpy())
-    return {p: (np.concatenate(v) if v else np.zeros(0, np.int64)) for p, v in out.items()}
+    back = np.argsort(order, kind="stable")  # rows_all is ascending: this puts ranks back in its order
+    return {p: (np.concatenate(v)[back] if v else np.zeros(0, np.int64)) for p, v in out.items()}
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks=(5, 10, 20)) -> dict[str, float]:
@@ -167,6 +176,7 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
     n_rel = {"A": [], "B": []}
     value = {"A": [], "B": []}
     tv = None if target_values is None else np.asarray(target_values, np.float64)
+    rows_all = _by_length(hist_indptr, rows_all)  # the result is means over rows: order is free
     with torch.no_grad():
         for s in range(0, len(rows_all), bs):
             rows = rows_all[s: s + bs]
