@@ -152,6 +152,30 @@ def test_plateau_restores_best_then_decays_lr():
     assert torch.equal(net.weight, snapshots[5])
 
 
+def test_on_decay_runs_once_per_plateau_before_the_next_epoch():
+    from shopml.training import Hooks
+
+    class Log(Hooks):
+        def __init__(self):
+            self.events = []
+
+        def on_decay(self, model, decays):
+            self.events.append(("decay", decays))
+
+        def after_epoch(self, model, epoch):
+            self.events.append(("epoch", epoch))
+
+    scores = iter([0.5, 0.3, 0.2, 0.6, 0.4, 0.3, 0.2, 0.1])
+    x = torch.randn(32, 2)
+    hooks = Log()
+    train(torch.nn.Linear(2, 1), lambda m, b: m(b[0]).square().mean(), IndexBatches(x),
+          validate=lambda m: {"ndcg@10": next(scores)}, hooks=hooks,
+          config=TrainConfig(epochs=8, batch_size=16, patience=2, lr_decay=0.3, max_decays=2, progress=False))
+    # plateaus end epochs 3 and 6; the third plateau (epoch 8) finds no decay left
+    assert hooks.events == [("epoch", 1), ("epoch", 2), ("epoch", 3), ("decay", 1), ("epoch", 4), ("epoch", 5),
+                            ("epoch", 6), ("decay", 2), ("epoch", 7), ("epoch", 8)]
+
+
 def test_train_restores_the_callers_thread_count():
     old = torch.get_num_threads()
     seen = []

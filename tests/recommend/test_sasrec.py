@@ -9,7 +9,7 @@ from shopml.testing import planted_split
 
 
 def small(**kw):
-    return SASRecRecommender(dim=16, max_len=10, epochs=2, batch_size=32, progress=False, **kw)
+    return SASRecRecommender(**{"dim": 16, "max_len": 10, "epochs": 2, "batch_size": 32, "progress": False, **kw})
 
 
 
@@ -21,6 +21,28 @@ def test_learns_planted_successor_well_above_popularity():
     pop = evaluate_model(MostPopular().fit(train_valid), train_valid, test, ks=(10,))["A"]["hr@10"]
     assert hr > 2 * pop and hr > 0.3, (hr, pop)
     assert m.fit_info_["best_epoch"] >= 1 and m.fit_info_["history"]
+
+
+def test_sampled_ce_uses_the_full_softmax_only_after_the_first_plateau(monkeypatch):
+    import shopml.recommend.models as models
+
+    train, valid, *_ = planted_split()
+    calls = []
+    full = models.chunked_cross_entropy
+    monkeypatch.setattr(models, "chunked_cross_entropy", lambda *a, **k: calls.append(1) or full(*a, **k))
+    scores = iter([0.1, 0.5, 0.4, 0.3] + [0.2] * 20)  # a plateau after epoch 2 (patience 2)
+    monkeypatch.setattr(models, "evaluate", lambda *a, **k: {"A": {"ndcg@10": next(scores)}})
+    small(epochs=1, refit_epochs=0, loss="ce").fit(train)
+    steps, calls[:] = len(calls), []  # full-softmax calls in one epoch
+    m = small(epochs=6, patience=2, lr_decays=1, refit_epochs=0, n_negatives=8)
+    m.fit(train, valid)
+    assert m.fit_info_["epochs"] == 6 and len(calls) == 2 * steps > 0  # epochs 5-6, after the decay at 4
+    calls.clear()
+    small(epochs=2, refit_epochs=0).fit(train)  # no validation, no plateau: full softmax throughout
+    assert len(calls) == 2 * steps
+    calls.clear()
+    small(epochs=2, refit_epochs=1).fit(train, valid)  # no plateau in 2 epochs: the refit alone is full
+    assert len(calls) > 0
 
 
 def test_sampled_softmax_switch_learns_too():
