@@ -159,7 +159,7 @@ def test_on_decay_runs_once_per_plateau_before_the_next_epoch():
         def __init__(self):
             self.events = []
 
-        def on_decay(self, model, decays):
+        def on_decay(self, model, opt, decays):
             self.events.append(("decay", decays))
 
         def after_epoch(self, model, epoch):

@@ -203,7 +203,7 @@ class Hooks:
         """After the epoch's last step, before validation; returns extra history fields."""
         return None
 
-    def on_decay(self, model: torch.nn.Module, decays: int) -> None:
+    def on_decay(self, model: torch.nn.Module, opt: torch.optim.Optimizer, decays: int) -> None:
         """After a plateau restored the best weights and cut the learning rate (the
         ``decays``-th time), before the next epoch (e.g. a change of loss)."""
 
@@ -292,7 +292,7 @@ def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks:
         _update_best(state, model, row, cfg, validate is not None, epoch)
         if validate is not None and state.bad_epochs >= max(cfg.patience, 1) and state.decays < cfg.max_decays:
             _decay(state, model, opt, cfg)
-            hooks.on_decay(model, state.decays)
+            hooks.on_decay(model, opt, state.decays)
             row["lr"] = opt.param_groups[0]["lr"]
         state.epoch, state.seconds = epoch, row["seconds"]
         if rank == 0 and cfg.progress:

@@ -32,16 +32,16 @@ def test_sampled_ce_uses_the_full_softmax_only_after_the_first_plateau(monkeypat
     monkeypatch.setattr(models, "chunked_cross_entropy", lambda *a, **k: calls.append(1) or full(*a, **k))
     scores = iter([0.1, 0.5, 0.4, 0.3] + [0.2] * 20)  # a plateau after epoch 2 (patience 2)
     monkeypatch.setattr(models, "evaluate", lambda *a, **k: {"A": {"ndcg@10": next(scores)}})
-    small(epochs=1, refit_epochs=0, loss="ce").fit(train)
+    small(epochs=1, refit_epochs=0).fit(train)  # the default loss is "ce"
     steps, calls[:] = len(calls), []  # full-softmax calls in one epoch
-    m = small(epochs=6, patience=2, lr_decays=1, refit_epochs=0, n_negatives=8)
+    m = small(epochs=6, patience=2, lr_decays=1, refit_epochs=0, n_negatives=8, loss="sampled-ce")
     m.fit(train, valid)
     assert m.fit_info_["epochs"] == 6 and len(calls) == 2 * steps > 0  # epochs 5-6, after the decay at 4
     calls.clear()
-    small(epochs=2, refit_epochs=0).fit(train)  # no validation, no plateau: full softmax throughout
+    small(epochs=2, refit_epochs=0, loss="sampled-ce").fit(train)  # no validation, no plateau: full softmax throughout
     assert len(calls) == 2 * steps
     calls.clear()
-    small(epochs=2, refit_epochs=1).fit(train, valid)  # no plateau in 2 epochs: the refit alone is full
+    small(epochs=2, refit_epochs=1, loss="sampled-ce").fit(train, valid)  # no plateau in 2 epochs: the refit alone is full
     assert len(calls) > 0
 
 
