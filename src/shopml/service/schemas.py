@@ -37,7 +37,7 @@ BoostArg = Annotated[str, StringConstraints(max_length=MAX_ID + 20, pattern=r"^[
 
 class UserQuery(BaseModel):
     """The query string of ``GET /v1/users/{id}/recommendations``, validated in one pass (one
-    model instead of 13 parameters: FastAPI's per-parameter work was most of a request)."""
+    model instead of 11 parameters: FastAPI's per-parameter work was most of a request)."""
 
     k: int = Field(10, ge=1, le=MAX_K)
     explain: bool = False
