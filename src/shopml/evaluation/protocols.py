@@ -168,7 +168,8 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
     hist_indptr, hist_items = np.asarray(hist_indptr, np.int64), np.asarray(hist_items, np.int64)
     target_indptr, target_items = np.asarray(target_indptr, np.int64), np.asarray(target_items, np.int64)
     n_rows = len(target_indptr) - 1
-    rows_all = np.flatnonzero(np.diff(target_indptr) > 0)
+    # ordered by history length (padding), which a result of means over rows does not see
+    rows_all = _by_length(hist_indptr, np.flatnonzero(np.diff(target_indptr) > 0))
     users = np.arange(1, n_rows + 1) if users is None else np.asarray(users)
     n_items = n_items or int(max(hist_items.max(initial=0), target_items.max(initial=0)))
     bs = batch_size or auto_batch_size(n_items)
@@ -176,7 +177,6 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
     n_rel = {"A": [], "B": []}
     value = {"A": [], "B": []}
     tv = None if target_values is None else np.asarray(target_values, np.float64)
-    rows_all = _by_length(hist_indptr, rows_all)  # the result is means over rows: order is free
     with torch.no_grad():
         for s in range(0, len(rows_all), bs):
             rows = rows_all[s: s + bs]
