@@ -152,6 +152,22 @@ def test_plateau_restores_best_then_decays_lr():
     assert torch.equal(net.weight, snapshots[5])
 
 
+def test_decay_patience_decays_at_the_first_miss_and_stops_after_patience():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 1)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    # best at 2; epoch 3 misses -> decay at once; then 4 and 5 miss, 6 is a new best,
+    # 7, 8, 9 miss -> stop after epoch 9 (patience 3), epoch 10 never runs
+    scores = iter([0.1, 0.5, 0.3, 0.4, 0.45, 0.6, 0.5, 0.5, 0.5, 0.9])
+    loss = lambda m, b: torch.nn.functional.mse_loss(m(b[0]), b[1])  # noqa: E731
+    res = train(net, loss, IndexBatches(x, y), validate=lambda m: {"ndcg@10": next(scores)},
+                config=TrainConfig(epochs=10, lr=0.05, batch_size=16, patience=3, decay_patience=1,
+                                   lr_decay=0.3, max_decays=1, progress=False))
+    lrs = [r.get("lr") for r in res.history]
+    assert lrs[2] == pytest.approx(0.015) and [x for x in lrs if x is not None] == [pytest.approx(0.015)]
+    assert res.best_epoch == 6 and len(res.history) == 9
+
+
 def test_on_decay_runs_once_per_plateau_before_the_next_epoch():
     from shopml.training import Hooks
 

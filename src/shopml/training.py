@@ -93,6 +93,7 @@ class TrainConfig:
     validate_every: int = 1
     lr_decay: float = 1.0
     max_decays: int = 0
+    decay_patience: int | None = None  # epochs without a new best before a decay (None: patience)
     max_seconds: float | None = None
     reseed_each_epoch: bool = True  # False: one torch.manual_seed(seed), RNG state checkpointed
     budget_per_step: bool = False  # also check max_seconds between steps (the cut epoch is kept)
@@ -290,7 +291,8 @@ def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks:
         row["seconds"] = time.perf_counter() - t0
         state.history.append(row)
         _update_best(state, model, row, cfg, validate is not None, epoch)
-        if validate is not None and state.bad_epochs >= max(cfg.patience, 1) and state.decays < cfg.max_decays:
+        decay_after = cfg.patience if cfg.decay_patience is None else cfg.decay_patience
+        if validate is not None and state.bad_epochs >= max(decay_after, 1) and state.decays < cfg.max_decays:
             _decay(state, model, opt, cfg)
             hooks.on_decay(model, opt, state.decays)
             row["lr"] = opt.param_groups[0]["lr"]

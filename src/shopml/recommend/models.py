@@ -19,9 +19,12 @@ sooner either.
 
 Speed (pre-built index tensors, see :mod:`shopml.training`): batches are bucketed by length and
 trimmed to their longest sequence, and logits are computed only at positions that have a target,
-so padding costs nothing. Where the time goes on Beauty (2 CPU threads, one epoch ~17 s): the
-full-catalogue softmax (131k targets x 12,101 items, forward + backward) is ~11 s, the
-transformer ~2.5 s, and the per-epoch full-ranking validation of 22,363 users ~3.7 s.
+so padding costs nothing. Where the time goes on Beauty with features (2 CPU threads,
+``python benchmarks/profile_sasrec_epoch.py``: one epoch with its validation, 15.8 s in that
+run; this machine's speed drifts, the same epoch has taken 16-40 s): the full-catalogue softmax
+(forward and backward over 12,101 items, :mod:`shopml.recommend.losses`) 9.1 s, most of it
+matrix products; the rest is the transformer, dropout masks, the feature bags and the
+full-ranking validation of 22,363 users (~3.9 s).
 
 Item features (``fit(..., item_features=ItemFeatures)``): every item table adds the mean
 embedding of the item's tokens to its id embedding (:class:`~shopml.recommend.nets.ItemTable`),
@@ -37,6 +40,10 @@ row chunks (:mod:`shopml.recommend.losses`), so a batch's memory is one chunk's 
 Recipe (the same for every dataset): AdamW at lr 2e-3 and batch 256 until validation NDCG@10
 stalls for ``patience`` epochs; then once back to the best weights at 0.3x lr (``lr_decays``);
 then ``refit_epochs`` epochs at 0.3x lr on the histories including the validation item.
+``decay_patience=1`` decays at the first epoch without a new best instead. It is not the
+default: on Beauty it reached .0676 on validation (against .0672) but no sooner (455 s against
+453 s), and in the fit job on Online Retail (patience 10) it trained 315 s instead of 84 s for
+.0724 against .0722 on validation and .0681 against .0701 on test (A).
 
 Example:
     >>> from shopml.recommend.base import sequences_from_lists
@@ -100,6 +107,7 @@ class _NeuralRecommender(SequentialRecommender):
                            batch_size=self.batch_size, patience=self.patience, seed=self.seed,
                            checkpoint_dir=self.checkpoint_dir, progress=self.progress, threads=self.threads,
                            lr_decay=0.3, max_decays=getattr(self, "lr_decays", 0),
+                           decay_patience=getattr(self, "decay_patience", None),
                            max_seconds=self.max_seconds, device=getattr(self, "device", "cpu"))
 
     def _check_params(self) -> None:
@@ -250,11 +258,12 @@ class SASRecRecommender(_NeuralRecommender):
                  n_negatives: int = 1024, seed: int = 0, threads: int | None = 2, checkpoint_dir: str | None = None,
                  progress: bool = True,
                  max_seconds: float | None = None, refit_epochs: int = 2, repeat_head: bool = False,
-                 id_dropout: float = 0.1, device: str = "cpu"):
+                 id_dropout: float = 0.1, device: str = "cpu", decay_patience: int | None = None):
         self.device = device  # where training runs ("cuda" when a GPU is there); served on the CPU
         self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
         self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
         self.lr_decays = lr_decays  # plateaus that restore the best weights and cut lr by 0.3x
+        self.decay_patience = decay_patience  # epochs without a new best before a decay (None: patience)
         # A learned in-network logit for history items. Off by default: the window repeat gate
         # (recommend/repeat_gate.py, fitted on validation) does that job, and without the head
         # validation NDCG@10 (A) was higher on both logs measured (Beauty .0672 vs .0667,
