@@ -56,3 +56,25 @@ def test_features_count_every_occurrence_and_the_latest_position():
     assert f[0, 5].tolist()[0] == 1.0 and abs(f[0, 5, 1].item() - np.log(3)) < 1e-6
     assert abs(f[0, 5, 2].item() - 0.5) < 1e-6 and f[0, 1, 2].item() == 1.0
     assert f[1, 2, 2].item() == 1.0 and f[0, 0].abs().sum() == 0 and f[1, 3].abs().sum() == 0
+
+
+def test_the_gate_strength_is_the_one_with_the_best_protocol_b_on_the_window():
+    from shopml.evaluation.protocols import evaluate_windows
+
+    seqs, staples = _rebuyers(seed=1)
+    model = MostPopular().fit(seqs)
+    t_ptr, t_items = _targets(seqs, staples)
+    fitted = window_gate(model, seqs, t_ptr, t_items, strengths=(1.0,))
+    strengths = (0.0, 0.05, 1.0, 4.0)
+    chosen = window_gate(model, seqs, t_ptr, t_items, strengths=strengths)
+
+    def b_ndcg(gate):
+        model.repeat_gate_ = gate
+        return evaluate_windows(model.score_batch, seqs.indptr, seqs.items, t_ptr, t_items, k=10,
+                                n_items=model.n_items_)["B"]["ndcg@10"]
+
+    scores = {c: b_ndcg([fitted[0], *(c * w for w in fitted[1:])]) for c in strengths}
+    best = max(scores.values())
+    assert scores[0.0] < best  # no gate loses where users re-buy
+    c = next(c for c in strengths if scores[c] == best)  # the first (weakest) of the best
+    assert np.allclose(chosen, [fitted[0], *(c * w for w in fitted[1:])])

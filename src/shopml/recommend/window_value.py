@@ -47,10 +47,19 @@ def window_temperature(model, seqs, t_indptr, t_items, seed: int = 0) -> float:
     return float(model.temperature_)
 
 
-def window_gate(model, seqs, t_indptr, t_items, *, max_rows: int = 1000, seed: int = 0) -> list[float] | None:
+# Strengths tried for the fitted gate's feature term, judged by protocol B NDCG@10 on the
+# same window. The likelihood fit averages over every target of the window, most of them new
+# items far down the list, so it under-weights what decides the top 10: on Online Retail's
+# validation window 1.5x its weights lifted B NDCG@10 from .3458 to .3549 (re-buy: .3443).
+GATE_STRENGTHS = (1.0, 1.5, 2.0, 3.0)
+
+
+def window_gate(model, seqs, t_indptr, t_items, *, max_rows: int = 1000, seed: int = 0,
+                strengths=GATE_STRENGTHS) -> list[float] | None:
     """Fit the window repeat gate (:mod:`shopml.recommend.repeat_gate`) of ``model`` on up to
-    ``max_rows`` users of the window (seeded draw) with their whole histories; returns
-    ``[T, w0, w1, w2]``, or None when no user has a target."""
+    ``max_rows`` users of the window (seeded draw) with their whole histories, then scale its
+    feature weights by the one of ``strengths`` with the best protocol B NDCG@10 on the whole
+    window; returns ``[T, w0, w1, w2]``, or None when no user has a target."""
     import torch
 
     from shopml.recommend.base import padded_rows
@@ -69,7 +78,17 @@ def window_gate(model, seqs, t_indptr, t_items, *, max_rows: int = 1000, seed: i
     sub_items = np.concatenate([t_items[t_indptr[r]: t_indptr[r + 1]] for r in rows])
     saved, model.repeat_gate_ = getattr(model, "repeat_gate_", None), None  # fit on the model's own scores
     try:
-        return fit_repeat_gate(model.score_batch, padded_rows(indptr, items, rows, width), users, sub_ptr, sub_items)
+        gate = fit_repeat_gate(model.score_batch, padded_rows(indptr, items, rows, width), users, sub_ptr, sub_items)
+        if gate is None or len(strengths) < 2:
+            return gate
+        best = None
+        for c in strengths:
+            model.repeat_gate_ = [gate[0], *(c * w for w in gate[1:])]
+            score = evaluate_windows(model.score_batch, indptr, items, t_indptr, t_items, k=10,
+                                     n_items=model.n_items_)["B"]["ndcg@10"]
+            if best is None or score > best[0]:  # ties keep the weaker gate
+                best = (score, model.repeat_gate_)
+        return best[1]
     finally:
         model.repeat_gate_ = saved
 
