@@ -2,9 +2,9 @@
 
 A shop lists new products every week. :func:`add_items_to_run` loads a run, hands the new
 items and their features to every component that can take them
-(:meth:`~shopml.recommend.base.SequentialRecommender.add_items`: SASRec and Caser with item
-features score them through their features; models without features rank them after every
-item they know), and writes the run again, signed, atomically. A running ``shopml serve``
+(:meth:`~shopml.recommend.base.SequentialRecommender.add_items`: SASRec, Caser and GRU4Rec
+with item features score them through their features; models without features rank them
+after every item they know), and writes the run again, signed, atomically. A running ``shopml serve``
 picks it up on ``POST /v1/admin/reload``.
 
 Example (not run: needs a run folder):

@@ -9,6 +9,7 @@ import torch
 from shopml.data.features import ItemFeatures
 from shopml.data.sequences import IdMap, Sequences, sequences_from_lists
 from shopml.recommend.models import CaserRecommender, SASRecRecommender
+from shopml.sessions.estimator import SessionRecommender
 
 N_CAT, PER_CAT = 4, 15
 
@@ -31,7 +32,8 @@ def _category_shop(seed=0, n_users=300, length=8):
     lambda: SASRecRecommender(dim=16, epochs=25, batch_size=64, patience=50, progress=False, threads=1),
     lambda: CaserRecommender(dim=16, L=3, n_h=4, n_v=2, epochs=25, batch_size=64, patience=50, progress=False,
                              threads=1),
-], ids=["sasrec", "caser"])
+    lambda: SessionRecommender(dim=16, n_sample=16, batch_size=16, epochs=8, lr=0.1, threads=1),
+], ids=["sasrec", "caser", "gru4rec"])
 def test_new_items_are_ranked_by_their_features(factory):
     lists, feats, new = _category_shop()
     model = factory().fit(sequences_from_lists(lists), item_features=feats)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from shopml.data.features import ItemFeatures
 from shopml.sessions.data import NegativeSampler, SessionBatch, session_parallel_batches
 from shopml.sessions.nets import GRU4RecNet
 from shopml.sessions.train import IndexedAdagrad, bpr_max_loss, carry_hidden, sampled_logq_loss
@@ -149,13 +150,19 @@ def test_adagrad_updates_only_touched_rows():
     assert torch.allclose(emb.weight[1] - before[1], torch.full((3,), -0.1), atol=1e-4)
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.5])
-def test_gathered_rows_step_equals_sparse_step(momentum):
+@pytest.mark.parametrize("momentum,n_tokens", [(0.0, 0), (0.5, 0), (0.5, 3)])
+def test_gathered_rows_step_equals_sparse_step(momentum, n_tokens):
     """The fast path (distinct rows gathered, updated by update_rows) takes the same steps
-    as the sparse-gradient path, duplicates and momentum included, over several steps."""
+    as the sparse-gradient path, duplicates, momentum and item features included."""
     torch.manual_seed(0)
-    a, b = GRU4RecNet(n_items=12, hidden=6, dropout_hidden=0.0), GRU4RecNet(n_items=12, hidden=6, dropout_hidden=0.0)
+    a, b = (GRU4RecNet(n_items=12, hidden=6, dropout_hidden=0.0, n_tokens=n_tokens) for _ in range(2))
     b.load_state_dict(a.state_dict())
+    if n_tokens:  # items 1..12 carry token (i % 3) + 1, item 5 also token 1, item 12 none
+        bags = [[], *[[i % 3 + 1] + ([1] if i == 5 else []) for i in range(1, 12)], []]
+        off = torch.tensor(np.cumsum([0] + [len(g) for g in bags]))
+        tok = torch.tensor([t for g in bags for t in g])
+        for net in (a, b):
+            net.features.set_tokens(off, tok)
     opt_a, opt_b = IndexedAdagrad(a.parameters(), lr=0.1, momentum=momentum), IndexedAdagrad(b.parameters(), lr=0.1, momentum=momentum)
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):
@@ -169,7 +176,7 @@ def test_gathered_rows_step_equals_sparse_step(momentum):
         buniq, binv = torch.unique(cand, return_inverse=True)
         rows = b.item.weight.detach().index_select(0, uniq).requires_grad_()
         brows = b.bias.weight.detach().index_select(0, buniq).requires_grad_()
-        _, logits_b = b.train_logits_rows(torch.zeros(4, 6), x, rows, inv, brows, binv)
+        _, logits_b = b.train_logits_rows(torch.zeros(4, 6), x, b.with_features(rows, uniq), inv, brows, binv)
         b.zero_grad(set_to_none=True)
         sampled_logq_loss(logits_b, None, 4).backward()
         opt_b.step()
@@ -187,6 +194,23 @@ def fitted():
     train, succ = planted_sessions()
     m = SessionRecommender(dim=32, batch_size=16, n_sample=8, sample_alpha=0.5, lr=0.1, epochs=4, seed=0)
     return m.fit(train), succ
+
+
+def test_features_survive_save_and_load_and_score_added_items(tmp_path):
+    train, _ = planted_sessions(200)
+    feats = ItemFeatures.from_mapping({f"i{i}": [f"g{i % 3}"] for i in range(30)} | {"new": ["g1"]})
+    m = SessionRecommender(dim=8, batch_size=8, n_sample=4, epochs=2, seed=0).fit(train, item_features=feats)
+    assert m.net_.features is not None and m._n_tokens() == 3
+    m.save(tmp_path / "m")
+    loaded = SessionRecommender.load(tmp_path / "m")
+    q = [["i1", "i2"], ["i7"]]
+    assert loaded.recommend(q, k=5) == m.recommend(q, k=5)
+    loaded.add_items(["new"], feats)
+    with torch.no_grad():  # the new item's vector is its token's: a zero id row
+        table = loaded.net_.table()
+        assert torch.equal(loaded.net_.item.weight[-1], torch.zeros(8))
+        assert torch.allclose(table[-1], loaded.net_.features.tok_emb.weight[feats._index["attr=g1"]])
+    assert "new" in [r["item_id"] for r in loaded.recommend([["i1"]], k=31)[0]]
 
 
 def test_learns_planted_successors(fitted):

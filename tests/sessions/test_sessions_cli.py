@@ -61,3 +61,24 @@ def test_benchmark_rows(tmp_path, capsys):
     assert [r["model"] for r in doc["rows"]] == ["vsknn", "markov", "pop"]
     assert all({"hr@20", "mrr@20", "train_seconds", "eval_seconds", "peak_rss_mb"} <= set(r) for r in doc["rows"])
     assert out.with_suffix(".md").exists()
+
+
+def test_fit_gru4rec_with_item_features(tmp_path, capsys):
+    train, _ = _files(tmp_path)
+    feats = tmp_path / "items.json"
+    feats.write_text(json.dumps({"1": ["a"], "2": ["a"], "3": ["b"], "4": ["b"]}))
+    code, out, _ = _run(capsys, "sessions", "fit", "--train", str(train), "--out", str(tmp_path / "m"),
+                        "--epochs", "1", "--dim", "8", "--item-features", str(feats), "--json")
+    assert code == 0
+    assert json.loads(out)["item_features"] == "2 tokens, 80% of the items"  # item 5 has none
+    from shopml.sessions.estimator import SessionRecommender
+
+    assert SessionRecommender.load(tmp_path / "m").net_.features is not None
+
+
+def test_missing_item_features_file_stops_before_any_work(tmp_path, capsys):
+    train, _ = _files(tmp_path)
+    code, _, err = _run(capsys, "sessions", "fit", "--train", str(train), "--out", str(tmp_path / "m"),
+                        "--item-features", str(tmp_path / "nope.json"))
+    assert code == 2 and "nope.json" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()

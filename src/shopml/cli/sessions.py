@@ -42,22 +42,31 @@ def fit_cmd(
     epochs: int | None = typer.Option(None, "--epochs", help="GRU epochs (default: 10, the benchmark setting)."),
     max_seconds: float = typer.Option(None, "--max-seconds", "--time-budget", help="Stop training after this many seconds."),
     hidden: int = typer.Option(None, "--dim", "--hidden", help="GRU size (= item embedding size)"),
+    item_features: Path = typer.Option(None, "--item-features",
+                                       help="item side features (JSON, Parquet or CSV) for GRU4Rec"),
     threads: int = THREADS_OPT,
     json_out: bool = JSON_OPTION,
 ):
     """Fit a next-click model on a sessions file and save it."""
     import torch
 
+    from shopml.data.features import read_item_features
     from shopml.data.public import read_sessions
     from shopml.sessions.estimator import session_model
 
+    for path in (train, item_features):
+        if path is not None:
+            check_input(path)
+    check_models([model])
     torch.set_num_threads(threads)
+    feats = read_item_features(item_features) if item_features is not None else None
     sessions = read_sessions(train)
     params = _gru_params(epochs, max_seconds, hidden) if model == "gru4rec" else {}
     t0 = time.perf_counter()
-    m = session_model(model, **params).fit(sessions)
+    m = session_model(model, **params).fit(sessions, **({"item_features": feats} if feats and model == "gru4rec" else {}))
     info = {"model": model, "out": str(out), "sessions": len(sessions), "items": m.n_items_,
-            "train_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            **({"item_features": f"{m._n_tokens()} tokens, {feats.coverage(m.item_ids_):.0%} of the items"} if feats and model == "gru4rec" else {})}  # fmt: skip
     m.save(out)
     print_json(info) if json_out else console.print(info)
 

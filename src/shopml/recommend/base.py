@@ -90,7 +90,7 @@ class SequentialRecommender(Refreshing, Estimator):
         :class:`~shopml.recommend.rules.Rules` and the revenue objective, ``item_costs`` (unit
         costs) the profit objective. ``item_features``
         (:class:`~shopml.data.features.ItemFeatures`) feed the models that embed them (SASRec,
-        Caser) and let :meth:`add_items` score new items; other models keep them unused.
+        Caser, GRU4Rec) and let :meth:`add_items` score new items; other models keep them unused.
         Returns self."""
         self._check_params()
         if not isinstance(sequences, Sequences):
@@ -186,6 +186,22 @@ class SequentialRecommender(Refreshing, Estimator):
         if self._grow(n_old, len(new)):
             self.n_model_items_ = self.n_items_
         return self
+
+    def _n_tokens(self) -> int:
+        """Size of the item-feature vocabulary the model embeds (0: fitted without features)."""
+        return len(getattr(self, "feature_vocab_", []))
+
+    def _tables(self, net) -> list:
+        """Hook: the :class:`~shopml.recommend.nets.ItemTable` modules of ``net`` that embed
+        item tokens (none by default)."""
+        return []
+
+    def _set_tokens(self, net) -> None:
+        """Hand the item token bags to every item table of ``net``."""
+        if self._n_tokens():
+            off, tok = torch.from_numpy(self.item_token_offsets_), torch.from_numpy(self.item_tokens_)
+            for table in self._tables(net):
+                table.set_tokens(off, tok)
 
     def _grow(self, n_old: int, n_new: int) -> bool:
         """Hook: extend the model's own tables (and ``pop_``) by ``n_new`` items and return True;

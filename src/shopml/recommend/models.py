@@ -117,16 +117,6 @@ class _NeuralRecommender(SequentialRecommender):
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {self.loss!r}")
 
-    def _n_tokens(self) -> int:
-        return len(self.feature_vocab_)
-
-    def _set_tokens(self, net) -> None:
-        """Hand the item token bags to every item table of ``net``."""
-        if self._n_tokens():
-            off, tok = torch.from_numpy(self.item_token_offsets_), torch.from_numpy(self.item_tokens_)
-            for table in self._tables(net):
-                table.set_tokens(off, tok)
-
     def _grow(self, n_old: int, n_new: int) -> bool:
         off = torch.from_numpy(self.item_token_offsets_) if self._n_tokens() else None
         tok = torch.from_numpy(self.item_tokens_) if self._n_tokens() else None

@@ -30,22 +30,26 @@ class ItemTable(nn.Module):
     An item with features but no interactions (a cold-start item, added by :meth:`grow`) has a
     zero id row, so its vector is its features alone. ``id_dropout`` drops the id part of a
     random share of items in each training forward, which teaches the feature part to stand on
-    its own. Row 0 is padding (zero).
+    its own. Row 0 is padding (zero). ``ids=False`` keeps the token part only, for a net that
+    manages its own id table (GRU4Rec's sparse one).
 
     Example:
         >>> t = ItemTable(3, 4, n_tokens=2)
         >>> t.set_tokens(torch.tensor([0, 0, 1, 2, 2]), torch.tensor([1, 2]))
-        >>> t().shape
-        torch.Size([4, 4])
+        >>> t().shape, t.token_rows(torch.tensor([2, 3])).shape
+        (torch.Size([4, 4]), torch.Size([2, 4]))
     """
 
-    def __init__(self, n_items: int, dim: int, n_tokens: int = 0, id_dropout: float = 0.0, std: float = 0.02):
+    def __init__(self, n_items: int, dim: int, n_tokens: int = 0, id_dropout: float = 0.0, std: float = 0.02,
+                 ids: bool = True):
         super().__init__()
-        self.n_tokens, self.id_dropout, self.std = n_tokens, id_dropout, std
-        self.id_emb = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        nn.init.normal_(self.id_emb.weight, std=std)
-        with torch.no_grad():
-            self.id_emb.weight[0].zero_()
+        self.n_tokens, self.id_dropout, self.std, self.dim = n_tokens, id_dropout, std, dim
+        self.n_rows = n_items + 1
+        self.id_emb = nn.Embedding(n_items + 1, dim, padding_idx=0) if ids else None
+        if ids:
+            nn.init.normal_(self.id_emb.weight, std=std)
+            with torch.no_grad():
+                self.id_emb.weight[0].zero_()
         if n_tokens:
             self.tok_emb = nn.EmbeddingBag(n_tokens + 1, dim, mode="mean", padding_idx=0)
             nn.init.normal_(self.tok_emb.weight, std=std)
@@ -62,22 +66,40 @@ class ItemTable(nn.Module):
         self.offsets, self.tokens = offsets.long(), tokens.long()
 
     def forward(self) -> torch.Tensor:
+        feats = self.tok_emb(self.tokens, self.offsets[:-1]) if self.n_tokens else None
+        if self.id_emb is None:
+            return feats if feats is not None else torch.zeros(self.n_rows, self.dim)
         w = self.id_emb.weight
-        if not self.n_tokens:
+        if feats is None:
             return w
         if self.training and self.id_dropout > 0:
             keep = (torch.rand(w.shape[0], 1, device=w.device) >= self.id_dropout).to(w.dtype)
             w = w * keep
-        return w + self.tok_emb(self.tokens, self.offsets[:-1])
+        return w + feats
+
+    def token_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """The token part of the rows ``idx`` only, ``[len(idx), dim]`` (zero without tokens):
+        a step that touches a few thousand items need not bag the whole catalogue."""
+        if not self.n_tokens:
+            return torch.zeros(len(idx), self.dim)
+        start = self.offsets[idx]
+        lens = self.offsets[idx + 1] - start
+        off = torch.zeros(len(idx) + 1, dtype=torch.long, device=idx.device)
+        off[1:] = lens.cumsum(0)
+        # positions of every bag's tokens in the flat token list, bag after bag
+        flat = torch.repeat_interleave(start - off[:-1], lens) + torch.arange(int(off[-1]), device=idx.device)
+        return self.tok_emb(self.tokens[flat], off[:-1])
 
     def grow(self, n_new: int, offsets: torch.Tensor | None = None, tokens: torch.Tensor | None = None) -> None:
         """Append ``n_new`` items with zero id rows (and their token bags: the full new CSR)."""
-        old = self.id_emb.weight.data
-        emb = nn.Embedding(old.shape[0] + n_new, old.shape[1], padding_idx=0)
-        with torch.no_grad():
-            emb.weight.zero_()
-            emb.weight[: old.shape[0]] = old
-        self.id_emb = emb
+        self.n_rows += n_new
+        if self.id_emb is not None:
+            old = self.id_emb.weight.data
+            emb = nn.Embedding(old.shape[0] + n_new, old.shape[1], padding_idx=0)
+            with torch.no_grad():
+                emb.weight.zero_()
+                emb.weight[: old.shape[0]] = old
+            self.id_emb = emb
         if self.n_tokens and offsets is not None:
             self.set_tokens(offsets, tokens)
         elif self.n_tokens:

@@ -61,6 +61,8 @@ class SessionRecommender(SessionRankerBase):
             score regularizer and the ELU final activation) apply to bpr-max only.
         dropout_hidden, dropout_embed: dropout rates.
         skip: add the last click's (linearly mapped) embedding to the output state.
+        id_dropout: with item features (``fit(..., item_features=...)``), the share of id rows
+            dropped per step, so the features learn to score an item alone (cold start).
         epochs: passes over the data; ``max_seconds`` (seconds) may stop earlier.
         average_from: if set, keep the mean of the weights at the end of epochs
             ``average_from``..``epochs`` (weight averaging) instead of the last weights;
@@ -98,6 +100,7 @@ class SessionRecommender(SessionRankerBase):
         checkpoint_dir: str | None = None,
         seed: int = 0,
         threads: int | None = None,
+        id_dropout: float = 0.1,
     ):
         self.dim, self.batch_size, self.n_sample = dim, batch_size, n_sample
         self.sample_alpha, self.logq, self.lr, self.momentum = sample_alpha, logq, lr, momentum
@@ -105,26 +108,29 @@ class SessionRecommender(SessionRankerBase):
         self.dropout_hidden, self.dropout_embed, self.skip = dropout_hidden, dropout_embed, skip
         self.epochs, self.average_from, self.average_every, self.max_seconds = epochs, average_from, average_every, max_seconds
         self.patience, self.checkpoint_dir, self.seed, self.threads = patience, checkpoint_dir, seed, threads
+        self.id_dropout = id_dropout
 
     kind = KIND
 
     def _check_params(self) -> None:
         if self.dim < 1 or self.batch_size < 1 or self.epochs < 1 or self.n_sample < 0:
             raise ConfigError("dim, batch_size and epochs must be >= 1 and n_sample >= 0")
-        if not 0 <= self.dropout_hidden < 1 or not 0 <= self.dropout_embed < 1:
+        if not 0 <= self.dropout_hidden < 1 or not 0 <= self.dropout_embed < 1 or not 0 <= self.id_dropout < 1:
             raise ConfigError("dropout rates must be in [0, 1)")
         if self.lr <= 0:
             raise ConfigError("lr must be > 0")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
 
-    def fit(self, sessions, valid=None, *, item_categories: dict | None = None) -> "SessionRecommender":
+    def fit(self, sessions, valid=None, *, item_categories: dict | None = None,
+            item_features=None) -> "SessionRecommender":
         """Train on sessions: each a chronological sequence of raw item ids. With ``valid``
         sessions, every next click in them is a validation case (MRR@20 after each epoch,
-        early stopping)."""
+        early stopping). ``item_features`` (:class:`~shopml.data.features.ItemFeatures`) are
+        embedded with the items, and let :meth:`add_items` score items with no clicks yet."""
         self._valid = valid  # read by _fit_indices, which the base's fit calls
         try:
-            return super().fit(sessions, item_categories=item_categories)
+            return super().fit(sessions, item_categories=item_categories, item_features=item_features)
         finally:
             del self._valid
 
@@ -135,7 +141,7 @@ class SessionRecommender(SessionRankerBase):
         with torch_threads(self.threads):  # restores the caller's thread count afterwards
             torch.manual_seed(self.seed)
             # validation scores through predict's own path, so the estimator is usable from now on
-            self.net_ = GRU4RecNet(self.n_items_, self.dim, self.dropout_hidden, self.dropout_embed, self.skip)
+            self.net_ = self._build_net()
             t0 = time.perf_counter()
             result = train_gru4rec(
                 self.net_, indptr, items, self.pop_,
@@ -147,6 +153,34 @@ class SessionRecommender(SessionRankerBase):
             )  # fmt: skip
         self.history_, self.train_seconds_ = result.history, time.perf_counter() - t0
         return {"history": self.history_, "train_seconds": self.train_seconds_}
+
+    def _build_net(self) -> GRU4RecNet:
+        net = GRU4RecNet(self.n_items_, self.dim, self.dropout_hidden, self.dropout_embed, self.skip,
+                         n_tokens=self._n_tokens(), id_dropout=getattr(self, "id_dropout", 0.0))
+        self._set_tokens(net)
+        return net
+
+    @staticmethod
+    def _tables(net):
+        return [] if net.features is None else [net.features]
+
+    def _grow(self, n_old: int, n_new: int) -> bool:
+        """New items get zero id rows (so, with features, their vector is their features) and
+        the median output bias: the bias is the net's popularity prior, and an item with no
+        clicks yet is given that of a typical item rather than of the rarest or the top."""
+        net = self.net_
+        with torch.no_grad():
+            bias = net.bias.weight[1:].median()
+            net.item = torch.nn.Embedding.from_pretrained(
+                torch.cat([net.item.weight, net.item.weight.new_zeros(n_new, self.dim)]), freeze=False, sparse=True)
+            net.bias = torch.nn.Embedding.from_pretrained(
+                torch.cat([net.bias.weight, bias.expand(n_new, 1)]), freeze=False, sparse=True)
+        if net.features is not None:
+            net.features.grow(n_new, torch.from_numpy(self.item_token_offsets_), torch.from_numpy(self.item_tokens_))
+        net.n_items = self.n_items_
+        self.pop_ = np.concatenate([self.pop_, np.zeros(n_new)])
+        net.eval()
+        return True
 
     def _validation(self, valid: Sequence[Sequence] | None):
         if not valid:
@@ -167,7 +201,7 @@ class SessionRecommender(SessionRankerBase):
     def _restore(self, params: dict, tensors: dict) -> None:
         self.history_ = history_rows(self.fit_info_.get("history"))
         self.train_seconds_ = self.fit_info_.get("train_seconds", 0.0)
-        net = GRU4RecNet(self.n_items_, self.dim, self.dropout_hidden, self.dropout_embed, self.skip)
+        net = self._build_net()
         state = net.state_dict()
         net.load_state_dict({k: torch.from_numpy(np.array(tensors[k])) for k in state})
         self.net_ = net.eval()

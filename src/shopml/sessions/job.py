@@ -49,6 +49,9 @@ def _models(ctx: JobContext, budget: float | None) -> dict:
     from shopml.sessions.estimator import SessionRecommender
 
     cfg = ctx.cfg
+    # No item features here, by validation: on Online Retail (invoice lines as sessions, the
+    # description words as features) GRU4Rec's validation MRR@20 was .1631 with them against
+    # .1712 without (.1635 with no id dropout), with the same 10-minute budget.
     gru = SessionRecommender(dim=cfg.session_hidden, epochs=cfg.session_epochs, n_sample=cfg.session_sample,
                              seed=cfg.seed, max_seconds=budget, threads=cfg.threads)
     return {"gru4rec": gru, "pop": knn.PopularityRecommender(), "markov": knn.MarkovRecommender(),

@@ -354,7 +354,8 @@ class _StepLoss:
             buniq, binv = torch.unique(cand, return_inverse=True)
             rows = net.item.weight.detach().index_select(0, uniq).requires_grad_()
             bias_rows = net.bias.weight.detach().index_select(0, buniq).requires_grad_()
-            h, logits = net.train_logits_rows(h, x, rows, inv, bias_rows, binv)
+            # the features' part is added to the gathered rows; its table gets a dense gradient
+            h, logits = net.train_logits_rows(h, x, net.with_features(rows, uniq), inv, bias_rows, binv)
             blocks = [(net.item.weight, uniq, rows), (net.bias.weight, buniq, bias_rows)]
             target_col = torch.arange(len(y))  # the batch's targets sit on the diagonal
         else:
