@@ -76,6 +76,8 @@ def test_predict_applies_the_shops_rules(beauty_like, tmp_path, capsys):
     assert got[:2] == ["17", "12"] and "5" not in got and len(got) == 3
     code, out = _run(capsys, "recommend", "predict", "--model", str(model), "--items", "3", "--boost", "12")
     assert code == 2 and "ITEM=NUMBER" in out.err and len(out.err.strip().splitlines()) == 1
+    code, out = _run(capsys, "recommend", "predict", "--model", str(model), "--items", "3", "--new-slots", "-1")
+    assert code == 2 and "new_slots" in out.err and len(out.err.strip().splitlines()) == 1
 
 
 def test_predict_revenue_objective_and_its_bad_options(beauty_like, tmp_path, capsys):
@@ -114,9 +116,12 @@ def test_benchmark_cold_start_rows(beauty_like, tiny_features, tmp_path, capsys)
     main(["benchmark", "cold-start", "--data", str(beauty_like), "--item-features", str(tiny_features),
           "--new-items", "0.3", "--out", str(out), "--epochs", "1", "--models", "sasrec,category-pop,random"])
     doc = json.loads(out.read_text())
-    assert [r["model"] for r in doc["rows"]] == ["sasrec-features", "category-pop", "random"]
+    assert [r["model"] for r in doc["rows"]] == ["sasrec-features", "sasrec-features + 2 new slots",
+                                                "category-pop", "random"]
     for r in doc["rows"]:
         assert 0 <= r["hr@10"] <= 1 and 0 <= r["new_item_share"] <= 1 and r["n_targets"] > 0
+    slots = doc["rows"][1]
+    assert slots["new_item_share"] >= 0.2  # two of ten slots held for new items (6 of them: always filled)
     assert doc["n_new_items"] == 6
 
 

@@ -16,7 +16,12 @@ SEQS, HISTS, CATS = tiny_sequences()
 ITEMS = SEQS.item_map.to_list()
 PRICES = {i: float(int(i[1:]) % 7) + 0.5 for i in ITEMS if int(i[1:]) % 5}  # every 5th item: no price
 CATS = {i: c for i, c in CATS.items() if int(i[1:]) % 4}  # every 4th item: no category
-MODEL = ItemKNN().fit(SEQS, item_categories=CATS, item_prices=PRICES)
+NEW = ["n1", "n2", "n3"]  # listed after fit, no interactions yet (new_slots)
+PRICES |= {"n1": 2.5, "n2": 4.5}
+CATS |= {"n1": "new-a", "n3": "new-a"}
+MODEL = ItemKNN().fit(SEQS, item_categories=CATS, item_prices=PRICES).add_items(
+    NEW, item_prices=PRICES, item_categories=CATS)
+ITEMS = ITEMS + NEW
 
 items = st.sampled_from(ITEMS)
 bounds = st.one_of(st.none(), st.floats(0, 8, allow_nan=False))
@@ -29,7 +34,8 @@ def rule_sets(draw):
                  price_range=draw(st.one_of(st.none(), st.just((lo, hi)))),
                  max_per_category=draw(st.one_of(st.none(), st.integers(1, 3))),
                  pinned=tuple(draw(st.lists(items, max_size=4, unique=True))),
-                 boost=draw(st.dictionaries(items, st.floats(-5, 5, allow_nan=False), max_size=4)))
+                 boost=draw(st.dictionaries(items, st.floats(-5, 5, allow_nan=False), max_size=4)),
+                 new_slots=draw(st.integers(0, 3)))
 
 
 def _eligible(rules, hist, exclude_seen):
@@ -78,6 +84,25 @@ def test_every_rule_holds_on_every_slate(rules, k, user, exclude_seen):
     assert all(r.get("pinned") for r in slate[: len(shown_pins)])
     rest = [r["score"] for r in slate[len(shown_pins):]]
     assert rest == sorted(rest, reverse=True)
+    if rules.max_per_category is None:  # (a cap can leave a new item's category full)
+        new_ok = [i for i in eligible if i in NEW and i not in rules.pinned]
+        want = min(rules.new_slots, len(new_ok), k - len(shown_pins))
+        assert sum(i in NEW for i in got[len(shown_pins):]) >= want, "new_slots are kept for new items"
+
+
+def test_new_slots_show_the_best_new_items_in_their_place_by_score():
+    hist = HISTS[0]
+    plain = MODEL.recommend([hist], k=5)[0]
+    assert not {r["item_id"] for r in plain} & set(NEW)  # ItemKNN ranks added items last
+    boost = {"n2": 0.5, "n1": 0.25}  # no ties among the new items; still below every known one
+    slate = MODEL.recommend([hist], k=5, rules=Rules(new_slots=2, boost=boost))[0]
+    got = [r["item_id"] for r in slate]
+    new_order = [r["item_id"] for r in MODEL.recommend([hist], k=len(ITEMS), rules=Rules(boost=boost))[0]
+                 if r["item_id"] in NEW]
+    assert got == [r["item_id"] for r in plain[:3]] + new_order[:2]
+    assert Rules.from_options(new_slots=2).new_slots == 2
+    old_only = ItemKNN().fit(SEQS)  # nothing new: the rule changes nothing
+    assert old_only.recommend([hist], k=5, rules=Rules(new_slots=2)) == old_only.recommend([hist], k=5)
 
 
 def test_boost_moves_an_item_to_the_top_and_pins_survive_save_load(tmp_path):
@@ -92,7 +117,7 @@ def test_boost_moves_an_item_to_the_top_and_pins_survive_save_load(tmp_path):
     assert again.recommend([hist], k=6, rules=rules) == MODEL.recommend([hist], k=6, rules=rules)
 
 
-@pytest.mark.parametrize("bad", [dict(max_per_category=0), dict(price_range=(float("nan"), None)),
+@pytest.mark.parametrize("bad", [dict(max_per_category=0), dict(new_slots=-1), dict(price_range=(float("nan"), None)),
                                  dict(boost={"i1": float("inf")})])
 def test_bad_rules_are_config_errors(bad):
     with pytest.raises(ConfigError):

@@ -60,3 +60,28 @@ def test_revenue_objective_on_both_endpoints(client):
     assert u["assumed_margin"] == 0.25
     assert all(x["expected_value"] == pytest.approx(x["p_buy"] * 0.25 * PRICE[x["item_id"]]) for x in u["items"])
     assert client.get(f"/v1/users/{RAW}/recommendations?objective=margin", headers=REC).status_code == 422
+
+
+def test_new_slots_bring_a_new_item_into_both_endpoints(tiny_run, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from shopml.data.features import ItemFeatures
+    from shopml.refresh import add_items_to_run
+    from shopml.service import create_app
+
+    from .conftest import KEYS
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    add_items_to_run(run, ItemFeatures.from_mapping({"brand-new": ["x"]}))
+    with TestClient(create_app(run, api_keys=KEYS)) as c:
+        u = c.get(f"/v1/users/{RAW}/recommendations?k=4&new_slots=1", headers=REC)
+        h = c.post("/v1/recommendations", json={"items": ["item1"], "k": 4, "rules": {"new_slots": 1}}, headers=REC)
+        for r in (u, h):
+            assert r.status_code == 200, r.text
+            got = [x["item_id"] for x in r.json()["items"]]
+            assert len(got) == 4 and "brand-new" in got
+        bad = c.get(f"/v1/users/{RAW}/recommendations?new_slots=-1", headers=REC)
+        assert bad.status_code == 422 and "new_slots" in bad.text

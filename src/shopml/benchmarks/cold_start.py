@@ -10,7 +10,11 @@ new item; their history is everything before it, new items removed. Ranking is o
 whole catalogue, old and new items, history excluded (protocol A).
 
 Rows: ``model`` (``sasrec-features``, ``caser-features``, ``category-pop``, ``random``),
-``hr@10``, ``ndcg@10`` and ``new_item_share`` (the share of new items in the top 10).
+``hr@10``, ``ndcg@10`` and ``new_item_share`` (the share of new items in the top 10). Each
+model with features has a second row, ``... + 2 new slots``: the same scores under the
+request-time rule :class:`~shopml.recommend.rules.Rules` ``(new_slots=2)``, which keeps two
+of the ten slots for the best-scored new items (what a shop that wants new products shown
+would serve).
 
 Example:
     >>> res = run_cold_start("Beauty.txt", "Beauty_item2attributes.json")  # doctest: +SKIP
@@ -72,9 +76,11 @@ def cold_split(seqs, new_share: float, seed: int = 0) -> dict:
             "new_ids": [ids[i - 1] for i in new_idx], "n_old": len(old_idx)}
 
 
-def slate_metrics(score_fn, hist_seqs, targets: np.ndarray, n_old: int, k: int = 10, batch: int = 1024) -> dict:
+def slate_metrics(score_fn, hist_seqs, targets: np.ndarray, n_old: int, k: int = 10, batch: int = 1024,
+                  rules=None) -> dict:
     """HR@k, NDCG@k and the share of new items (index > ``n_old``) in the top k, history
-    excluded, over the rows with a target."""
+    excluded, over the rows with a target; with ``rules`` (a
+    :class:`~shopml.recommend.rules.Rules` of ``new_slots``) the slates are the rules'."""
     from shopml.recommend.base import padded_rows
 
     indptr, items = np.asarray(hist_seqs.indptr), np.asarray(hist_seqs.items)
@@ -87,7 +93,13 @@ def slate_metrics(score_fn, hist_seqs, targets: np.ndarray, n_old: int, k: int =
         scores = score_fn(hist, torch.from_numpy(rows + 1)).clone()
         scores.scatter_(1, hist, float("-inf"))
         scores[:, 0] = float("-inf")
-        top = scores.topk(k, dim=1).indices
+        if rules is None:
+            top = scores.topk(k, dim=1).indices
+        else:
+            n = scores.shape[1] - 1
+            fresh = torch.arange(n + 1) > n_old
+            ok = torch.arange(n + 1) > 0
+            top = torch.tensor(rules.select_many(scores, ok, k, [""] * (n + 1), {}, fresh))
         match = top == torch.from_numpy(targets[rows])[:, None]
         pos = match.float().argmax(1)
         hit = match.any(1)
@@ -144,4 +156,9 @@ def run_cold_start(data: Path, item_features: Path, *, new_items: float = 0.1, m
         row = {"model": label, **slate_metrics(fn, sp["test_hist"], sp["test"], sp["n_old"]),
                "train_seconds": train_s, "peak_rss_mb": peak_rss_mb()}
         res.rows.append(row)
+        if label.endswith("-features"):
+            from shopml.recommend.rules import Rules
+
+            res.rows.append({"model": f"{label} + 2 new slots", "train_seconds": train_s,
+                             **slate_metrics(fn, sp["test_hist"], sp["test"], sp["n_old"], rules=Rules(new_slots=2))})
     return res

@@ -114,6 +114,8 @@ def predict_cmd(
     max_per_category: Optional[int] = typer.Option(None, "--max-per-category", help="diversity cap per category"),
     pin: Optional[list[str]] = typer.Option(None, "--pin", help="show this item first when eligible (repeatable)"),
     boost: Optional[list[str]] = typer.Option(None, "--boost", help="ITEM=DELTA added to its score (repeatable)"),
+    new_slots: Optional[int] = typer.Option(None, "--new-slots",
+                                            help="slots kept for the best items with no interactions yet"),
     objective: str = typer.Option("relevance", "--objective", help="relevance, revenue or profit"),
     blend: float = typer.Option(1.0, "--blend", help="0 = relevance, 1 = expected value (revenue/profit)"),
     assumed_margin: Optional[float] = typer.Option(None, "--assumed-margin",
@@ -121,7 +123,8 @@ def predict_cmd(
     json_out: bool = JSON_OPTION,
 ):
     """Top-k items for a known user or a history given now, optionally explained, under the
-    shop's rules (exclusions, price range, per-category cap, pinned and boosted items)."""
+    shop's rules (exclusions, price range, per-category cap, pinned and boosted items, slots
+    kept for new items)."""
     from shopml.artifacts import read_model_dir
     from shopml.recommend.rules import Rules
     from shopml.recommend.value import OBJECTIVES
@@ -129,7 +132,7 @@ def predict_cmd(
     if (user is None) == (items is None):
         raise ConfigError("give exactly one of --user or --items")
     rules = Rules.from_options(exclude=exclude, price_min=price_min, price_max=price_max,
-                               max_per_category=max_per_category, pinned=pin, boost=boost)
+                               max_per_category=max_per_category, pinned=pin, boost=boost, new_slots=new_slots)
     if objective not in OBJECTIVES or not 0 <= blend <= 1 or not (assumed_margin is None or 0 <= assumed_margin < 1):
         raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, --blend in [0, 1] and "
                           "--assumed-margin in [0, 1)")

@@ -393,10 +393,20 @@ class SequentialRecommender(Refreshing, Estimator):
             else:
                 r = rules[rows[0]]
                 ok = r.eligible(self._item_index, prices, self.n_items_)
-                picked = [torch.tensor(s, dtype=torch.long) for s in r.select_many(sub, ok, k, cats, self._item_index)]
+                fresh = self._fresh_items() if r.new_slots else None
+                picked = [torch.tensor(s, dtype=torch.long)
+                          for s in r.select_many(sub, ok, k, cats, self._item_index, fresh)]
             for b, idx in zip(rows, picked):
                 out[b] = idx
         return out
+
+    def _fresh_items(self) -> torch.Tensor:
+        """Bool ``[n_items + 1]``: items with no training interactions (added by :meth:`add_items`)."""
+        fresh = torch.ones(self.n_items_ + 1, dtype=torch.bool)
+        pop = torch.as_tensor(self.pop_)
+        fresh[: len(pop)] = pop == 0
+        fresh[0] = False
+        return fresh
 
     def predict(self, histories, k: int = 10, **options) -> list[list[str]]:
         """Top-``k`` item ids per history (see :meth:`recommend`)."""

@@ -8,7 +8,12 @@ items come back whenever ``k`` items are eligible.
 * ``max_per_category``: at most this many items of one category in a slate (items without a
   category are not capped);
 * ``pinned``: shown first, in the given order, when eligible;
-* ``boost``: added to an item's score (in the model's score units) before ranking.
+* ``boost``: added to an item's score (in the model's score units) before ranking;
+* ``new_slots``: at least this many slots (after the pins) go to the best-scored eligible
+  items with no interactions yet (added by ``add_items``), when there are any, so a product
+  listed today is shown today. In full-catalogue ranking a new item seldom outscores the
+  items that have sales, even with its features (the cold-start benchmark), and a shop
+  usually wants some exposure for it anyway. They take their place in the slate by score.
 
 Example:
     >>> import torch
@@ -37,8 +42,11 @@ class Rules:
     max_per_category: int | None = None
     pinned: tuple[str, ...] = ()
     boost: dict = field(default_factory=dict)
+    new_slots: int = 0
 
     def __post_init__(self) -> None:
+        if self.new_slots < 0:
+            raise ConfigError(f"new_slots must be >= 0, got {self.new_slots}")
         if self.max_per_category is not None and self.max_per_category < 1:
             raise ConfigError(f"max_per_category must be >= 1, got {self.max_per_category}")
         if self.price_range is not None:
@@ -51,7 +59,7 @@ class Rules:
 
     @classmethod
     def from_options(cls, *, exclude=None, price_min=None, price_max=None, max_per_category=None,
-                     pinned=None, boost=None) -> "Rules | None":
+                     pinned=None, boost=None, new_slots=None) -> "Rules | None":
         """Rules from request or command-line options (None when none is set). ``boost`` is a
         mapping, or ``"item=delta"`` strings as the CLI and the query string give them.
 
@@ -73,11 +81,11 @@ class Rules:
                     raise ConfigError(f"boost {str(b)[:40]!r}: expected ITEM=NUMBER")
             boost = pairs
         if not (exclude or price_min is not None or price_max is not None or max_per_category is not None
-                or pinned or boost):
+                or pinned or boost or new_slots):
             return None
         price_range = None if price_min is None and price_max is None else (price_min, price_max)
         return cls(exclude=tuple(exclude or ()), price_range=price_range, max_per_category=max_per_category,
-                   pinned=tuple(pinned or ()), boost=dict(boost or {}))
+                   pinned=tuple(pinned or ()), boost=dict(boost or {}), new_slots=int(new_slots or 0))
 
     def eligible(self, index: dict[str, int], prices: torch.Tensor, n: int) -> torch.Tensor:
         """Bool ``[n + 1]``: items the rules allow (column 0, padding, never); ``prices``
@@ -103,31 +111,32 @@ class Rules:
         """A hashable identity: requests with equal rules share one eligibility mask."""
         pr = None if self.price_range is None else tuple(self.price_range)
         return (tuple(self.exclude), pr, self.max_per_category, tuple(self.pinned),
-                tuple(sorted((str(i), float(d)) for i, d in self.boost.items())))
+                tuple(sorted((str(i), float(d)) for i, d in self.boost.items())), self.new_slots)
 
     def select(self, scores: torch.Tensor, ok: torch.Tensor, k: int, categories: list[str],
-               index: dict[str, int]) -> list[int]:
+               index: dict[str, int], fresh: torch.Tensor | None = None) -> list[int]:
         """Indices of one slate (see :meth:`select_many`)."""
-        return self.select_many(scores[None, :], ok, k, categories, index)[0]
+        return self.select_many(scores[None, :], ok, k, categories, index, fresh)[0]
 
     def select_many(self, scores: torch.Tensor, ok: torch.Tensor, k: int, categories: list[str],
-                    index: dict[str, int]) -> list[list[int]]:
+                    index: dict[str, int], fresh: torch.Tensor | None = None) -> list[list[int]]:
         """Indices of one slate per row of ``scores [R, n + 1]``: eligible pinned items first,
         then the best-scored eligible items, at most ``max_per_category`` per category.
         ``categories[j]`` is item ``j``'s category (index 0 is padding); ``ok [n + 1]`` holds
-        the eligibility. One batched top-k serves every row; the best few x k items nearly
+        the eligibility; ``fresh [n + 1]`` marks the items with no interactions yet (for
+        ``new_slots``). One batched top-k serves every row; the best few x k items nearly
         always fill a capped slate, and a row the cap starves falls back to a full sort."""
         masked = scores.masked_fill(~ok[None, :], -math.inf)
+        n_pins = len([i for i in map(str, self.pinned) if i in index])
+        fill = [_Fill(masked, min(k + n_pins, masked.shape[1]))]
+        if self.new_slots and fresh is not None:
+            fill.insert(0, _Fill(masked.masked_fill(~fresh[None, :], -math.inf), self.new_slots))
         finite = torch.isfinite(masked)
-        n_ok = finite.sum(1).tolist()
         pins = [index[i] for i in map(str, self.pinned) if i in index]
-        pin_ok = finite[:, pins].tolist() if pins else [[] for _ in n_ok]
-        width = min(8 * k + len(pins), masked.shape[1])
-        top = masked.topk(width, dim=1)
-        values, indices = top.values.tolist(), top.indices.tolist()
+        pin_ok = finite[:, pins].tolist() if pins else [[] for _ in range(len(masked))]
         cap = self.max_per_category
         out = []
-        for b in range(len(n_ok)):
+        for b in range(len(masked)):
             chosen: list[int] = []
             count: dict[str, int] = {}
 
@@ -141,14 +150,36 @@ class Rules:
             for j, allowed in zip(pins, pin_ok[b]):
                 if allowed and len(chosen) < k:
                     take(j)
-            for v, j in zip(values[b], indices[b]):
-                if len(chosen) >= k or v == -math.inf:
-                    break
-                take(j)
-            if len(chosen) < k and n_ok[b] > width:  # the cap starved the top: walk everything
-                for j in torch.argsort(masked[b], descending=True)[: n_ok[b]].tolist():
-                    if len(chosen) >= k:
-                        break
-                    take(j)
+            n_first = len(chosen)
+            if len(fill) == 2:  # the new items' quota, then the rest
+                fill[0].into(b, take, chosen, min(k, len(chosen) + self.new_slots))
+            fill[-1].into(b, take, chosen, k)
+            if len(fill) == 2:  # a new item takes its place by score, after the pins
+                row = masked[b]
+                chosen[n_first:] = sorted(chosen[n_first:], key=lambda j: -float(row[j]))
             out.append(chosen)
         return out
+
+
+class _Fill:
+    """Candidates of :meth:`Rules.select_many` for one source (every eligible item, or the new
+    ones): one batched top-k of a few x the slots, and a full sort for a row the cap starves."""
+
+    def __init__(self, masked: torch.Tensor, slots: int):
+        self.masked = masked
+        self.n_ok = torch.isfinite(masked).sum(1).tolist()
+        self.width = min(8 * slots, masked.shape[1])
+        top = masked.topk(self.width, dim=1)
+        self.values, self.indices = top.values.tolist(), top.indices.tolist()
+
+    def into(self, b: int, take, chosen: list[int], until: int) -> None:
+        """``take`` row ``b``'s best candidates until ``chosen`` holds ``until`` items."""
+        for v, j in zip(self.values[b], self.indices[b]):
+            if len(chosen) >= until or v == -math.inf:
+                return
+            take(j)
+        if len(chosen) < until and self.n_ok[b] > self.width:  # the cap starved the top: walk everything
+            for j in torch.argsort(self.masked[b], descending=True)[: self.n_ok[b]].tolist():
+                if len(chosen) >= until:
+                    return
+                take(j)

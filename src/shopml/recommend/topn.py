@@ -79,8 +79,8 @@ class TopN:
         row = self._rows.get(user)
         if row is None or self.n_valid[row] < 0:
             return None
-        if rules is not None and (rules.boost or rules.pinned):
-            return None  # a boosted or pinned item may come from outside the list
+        if rules is not None and (rules.boost or rules.pinned or rules.new_slots):
+            return None  # a boosted, pinned or new item may come from outside the list
         n = int(self.n_valid[row])
         complete = n < self.items.shape[1]
         k = min(k, self.model.n_items_)

@@ -258,7 +258,8 @@ def _add_recommend(app: FastAPI) -> None:
         shop's rules when any is given."""
         k = q.k
         rules = Rules.from_options(exclude=q.exclude, price_min=q.price_min, price_max=q.price_max,
-                                   max_per_category=q.max_per_category, pinned=q.pin, boost=q.boost)
+                                   max_per_category=q.max_per_category, pinned=q.pin, boost=q.boost,
+                                   new_slots=q.new_slots)
         value = None if q.objective == "relevance" else {"objective": q.objective, "blend": q.blend,
                                                          "assumed_margin": q.assumed_margin}
         if q.explain or value is not None:  # the coalescer batches relevance requests, with their rules
@@ -274,7 +275,7 @@ def _add_recommend(app: FastAPI) -> None:
         r = body.rules
         rules = None if r is None else Rules.from_options(
             exclude=r.exclude, price_min=r.price_min, price_max=r.price_max, max_per_category=r.max_per_category,
-            pinned=r.pinned, boost=r.boost)
+            pinned=r.pinned, boost=r.boost, new_slots=r.new_slots)
         value = None if body.objective == "relevance" else {
             "objective": body.objective, "blend": body.blend, "assumed_margin": body.assumed_margin}
         return engine.recommend_history(body.items, k=body.k, exclude_seen=body.exclude_seen, explain=body.explain,

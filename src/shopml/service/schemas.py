@@ -47,6 +47,7 @@ class UserQuery(BaseModel):
     max_per_category: int | None = Field(None, ge=1, le=MAX_K)
     pin: list[Id] | None = Field(None, max_length=MAX_K, description="Show first when eligible (repeatable).")
     boost: list[BoostArg] | None = Field(None, max_length=1000, description="ITEM=DELTA added to its score.")
+    new_slots: int | None = Field(None, ge=0, le=MAX_K, description="Slots kept for items with no interactions yet.")
     objective: Literal["relevance", "revenue", "profit"] = "relevance"
     blend: float = Field(1.0, ge=0, le=1, description="0 = relevance, 1 = expected value.")
     assumed_margin: float | None = Field(None, ge=0, lt=1)
@@ -80,6 +81,8 @@ class RulesIn(_Strict):
     pinned: list[Id] = Field(default_factory=list, max_length=MAX_K, description="Shown first, in order, when eligible.")
     boost: dict[Id, Annotated[Finite, Field(ge=-1e6, le=1e6)]] = Field(
         default_factory=dict, max_length=1000, description="Added to an item's score before ranking.")
+    new_slots: int = Field(0, ge=0, le=MAX_K, description="At least this many slots (after the pins) for the "
+                                                         "best items with no interactions yet, when there are any.")
 
 
 class Recommendations(BaseModel):
