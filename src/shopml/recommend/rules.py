@@ -127,12 +127,11 @@ class Rules:
         ``new_slots``). One batched top-k serves every row; the best few x k items nearly
         always fill a capped slate, and a row the cap starves falls back to a full sort."""
         masked = scores.masked_fill(~ok[None, :], -math.inf)
-        n_pins = len([i for i in map(str, self.pinned) if i in index])
-        fill = [_Fill(masked, min(k + n_pins, masked.shape[1]))]
+        pins = [index[i] for i in map(str, self.pinned) if i in index]
+        fill = [_Fill(masked, min(k + len(pins), masked.shape[1]))]
         if self.new_slots and fresh is not None:
             fill.insert(0, _Fill(masked.masked_fill(~fresh[None, :], -math.inf), self.new_slots))
         finite = torch.isfinite(masked)
-        pins = [index[i] for i in map(str, self.pinned) if i in index]
         pin_ok = finite[:, pins].tolist() if pins else [[] for _ in range(len(masked))]
         cap = self.max_per_category
         out = []
