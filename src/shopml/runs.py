@@ -39,7 +39,6 @@ import hmac
 import importlib
 import json
 import logging
-import os
 import platform
 import re
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from typing import Any
 from shopml.artifacts import _recover, atomic_dir
 from shopml.artifacts import json_default as _json_default
 from shopml.errors import ArtifactError, ConfigError
+from shopml.targets import check_folder_target
 
 __all__ = [
     "Run",
@@ -69,7 +69,6 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 REPORT = "report.html"
 _LIBS = ["numpy", "scipy", "torch", "polars", "pyarrow", "safetensors", "scikit-learn", "fastapi"]
-_SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 # Temporary files of an interrupted report write inside the run (artifacts.atomic_write_text).
 _REPORT_TMP = re.compile(r"^\.report\.html\.[0-9a-f]{32}\.tmp$")
 
@@ -141,11 +140,6 @@ def _sha256(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------- where a run may go
-def _within(a: Path, b: Path) -> bool:
-    """True when ``a`` is ``b`` or lies inside it (both resolved)."""
-    return a == b or b in a.parents
-
-
 def _run_folder_problem(path: Path) -> str | None:
     """Why the existing folder ``path`` may not be replaced by a run, or None when it may:
     it is empty, or it is a shopml run holding only the run's own files (so a user's file
@@ -167,19 +161,6 @@ def _run_folder_problem(path: Path) -> str | None:
         if rel not in own and not _REPORT_TMP.match(rel):
             return f"is a shopml run but also holds {rel!r}, which is not part of the run"
     return None
-
-
-def _cwd() -> Path:
-    try:
-        return Path.cwd().resolve()
-    except OSError:  # the current directory was deleted: nothing to protect there
-        return Path("/nonexistent-cwd")
-
-
-def _nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def check_run_target(path, *, inputs=()) -> Path:
@@ -204,37 +185,7 @@ def check_run_target(path, *, inputs=()) -> Path:
     ...     print("refused:", "is the input" in str(e))
     refused: True
     """
-    if path is None or str(path).strip() in ("", "."):
-        raise ConfigError(f"run folder {str(path)!r}: name a new folder, not the current one")
-    given = Path(os.path.abspath(Path(path).expanduser()))
-    real = given.resolve()
-    if any(_within(real, root) for root in _SYSTEM_ROOTS):
-        raise ConfigError(f"{given}: lies under a system folder (/proc, /sys, /dev)")
-    if _within(_cwd(), real):
-        raise ConfigError(f"{given}: is or contains the current directory")
-    for inp in inputs:
-        r = Path(inp).expanduser().resolve()
-        if real == r:
-            raise ConfigError(f"{given}: is the input {inp}; write the run to a new folder")
-        if _within(real, r) or _within(r, real):
-            raise ConfigError(f"{given}: {'lies inside' if _within(real, r) else 'contains'} the input {inp}")
-    if given.is_symlink():
-        raise ConfigError(f"{given}: is a symbolic link; write the run to a new folder")
-    if given.exists():
-        problem = "is an existing file" if not given.is_dir() else _run_folder_problem(given)
-        if problem:
-            raise ConfigError(f"{given}: {problem}; write the run to a new or empty folder")
-    _check_parent(given)
-    return given
-
-
-def _check_parent(given: Path) -> None:
-    parent = _nearest_existing(given.parent)
-    if not parent.is_dir():
-        raise ConfigError(f"{given}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        what = "its folder" if parent == given.parent else "its nearest existing folder"
-        raise ConfigError(f"{given}: {what} {parent} is not writable")
+    return check_folder_target(path, inputs=inputs, noun="run", folder_problem=_run_folder_problem)
 
 
 # ---------------------------------------------------------------------- manifest signature

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from shopml.artifacts import json_default as _json_default
 from shopml.benchmarks._common import peak_rss_mb  # noqa: F401  (commands import it from here)
-from shopml.errors import ConfigError, DataError
+from shopml.errors import DataError
 
 app = typer.Typer(
     name="shopml",
@@ -95,6 +95,7 @@ def write_benchmark(out: Path, dataset: str, rows: list[dict], extra: dict | Non
     (``out`` with suffix ``.md``), and print the table. Under ``torchrun`` only rank 0 writes
     (every rank computes the same rows)."""
     from shopml.artifacts import atomic_write_text
+    from shopml.targets import BENCHMARK_MARK
     from shopml.training import dist_info
 
     if dist_info()[0] != 0:
@@ -103,7 +104,7 @@ def write_benchmark(out: Path, dataset: str, rows: list[dict], extra: dict | Non
     doc = finite({"dataset": dataset, "rows": rows, **(extra or {})})
     atomic_write_text(out, json.dumps(doc, indent=2, default=_json_default, allow_nan=False))
     table = markdown_table(rows)
-    atomic_write_text(out.with_suffix(".md"), f"# {dataset}\n\n{table}\n")
+    atomic_write_text(out.with_suffix(".md"), f"# {dataset}\n\n{table}\n\n{BENCHMARK_MARK}\n")
     console.print(table, markup=False, soft_wrap=True)
 
 
@@ -113,11 +114,13 @@ def check_input(path: Path | None) -> None:
         raise DataError("file not found", path=path)
 
 
-def check_out(out: Path) -> None:
-    """``--out`` and its Markdown twin must be writable files, checked before hours of training."""
-    for p in (Path(out), Path(out).with_suffix(".md")):
-        if p.is_dir():
-            raise ConfigError(f"--out {out}: {p} is a folder; give a .json file path")
+def check_out(out: Path, inputs=()) -> None:
+    """A benchmark's ``--out`` and its Markdown twin, checked before hours of training: new
+    files, or files an earlier benchmark wrote, and none of ``inputs``
+    (:func:`shopml.targets.check_benchmark_target`)."""
+    from shopml.targets import check_benchmark_target
+
+    check_benchmark_target(out, inputs=inputs)
 
 
 class _ConsoleHandler(logging.Handler):

@@ -51,7 +51,10 @@ def fit_cmd(
 ) -> None:
     """Fit the customer RNN (and BG/NBD beside it) and save it to a model folder."""
     from shopml.customers.estimator import CustomerForecaster
+    from shopml.targets import check_model_target
 
+    check_input(data)
+    check_model_target(out, inputs=[data])
     set_threads(threads)
     ids, day, usd, start = _load(data, fmt)
     end = int(day.max()) if calibration_weeks <= 0 else 7 * calibration_weeks - 1
@@ -114,7 +117,7 @@ def bench_customers(
 ) -> None:
     """RNN vs BG/NBD: per-customer holdout MAE and the cumulative weekly purchase curve."""
     check_input(data)
-    check_out(out)
+    check_out(out, inputs=[data])
     _at_least_1(calibration_weeks=calibration_weeks, holdout_weeks=holdout_weeks, n_members=n_members)
     set_threads(threads)
     with show_progress():
@@ -134,7 +137,7 @@ def bench_intent(
 ) -> None:
     """Neural (MLP ensemble), LightGBM and logistic regression on the same stratified folds (AUC)."""
     check_input(data)
-    check_out(out)
+    check_out(out, inputs=[data])
     _at_least_1(n_members=n_members)
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")

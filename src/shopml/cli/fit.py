@@ -17,7 +17,7 @@ import typer
 
 from shopml.benchmarks.fit import run_fit
 from shopml.cli import inputs as opt
-from shopml.cli._common import JSON_OPTION, app, benchmark_app, console, print_json, write_benchmark
+from shopml.cli._common import JSON_OPTION, app, benchmark_app, check_out, console, print_json, write_benchmark
 from shopml.errors import ConfigError
 
 __all__ = ["fit_cmd", "bench_fit", "bench_refresh", "fit_log", "print_fit", "plain"]
@@ -212,7 +212,7 @@ def bench_fit(
     from shopml.runs import check_run_target
 
     load = opt.checked_load_kwargs(events, locals())
-    _check_bench_out(out)
+    check_out(out, inputs=_inputs(events, exclude_items))
     if run is not None:
         check_run_target(run, inputs=_inputs(events, exclude_items))
     cut, budget, job_list = parse_date(test_from, "--test-from"), _check_minutes(max_minutes), parse_jobs(jobs)
@@ -251,22 +251,13 @@ def bench_refresh(
     from shopml.cli.render import FitProgress
 
     load = opt.checked_load_kwargs(events, locals())
-    _check_bench_out(out)
+    check_out(out, inputs=_inputs(events, exclude_items))
     split = parse_date(split_at, "--split-at")
     cut, budget, job_list = parse_date(test_from, "--test-from"), _check_minutes(max_minutes), parse_jobs(jobs)
     with FitProgress(enabled=sys.stderr.isatty()) as bar, progress.listen(bar):
         res = run_refresh(events, split, load=load, test_from=cut, jobs=job_list, preset=preset.value,
                           max_minutes=budget, log=plain)
     write_benchmark(out, res.dataset, res.rows, {"command": "shopml " + " ".join(sys.argv[1:]), **res.extra})
-
-
-def _check_bench_out(out: Path) -> None:
-    if out.suffix.lower() != ".json":
-        raise ConfigError(f"--out {out}: the benchmark writes a .json file (and a .md twin beside it)")
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder; give a .json file path")
-    if not out.parent.exists() and not out.parent.parent.exists():
-        raise ConfigError(f"--out {out}: its folder does not exist")
 
 
 @app.command("evaluate")

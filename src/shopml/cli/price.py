@@ -79,7 +79,10 @@ def fit_cmd(
 ):
     """Train the monotone neural demand ensemble and save it (JSON + safetensors)."""
     from shopml.pricing.demand import NeuralDemand
+    from shopml.targets import check_model_target
 
+    check_input(data)
+    check_model_target(out, inputs=[data])
     set_threads(threads)
     df = read_table(data)
     t0 = time.perf_counter()
@@ -234,7 +237,7 @@ def bench_pricing(
     """Elasticities (naive, naive_by_brand, dml, neural) per brand + the Montgomery comparison."""
     check_input(data)
     check_input(demo)
-    check_out(out)
+    check_out(out, inputs=[data, demo])
     set_threads(threads)
     with show_progress():
         res = run_pricing(data, demo, folds=folds, epochs=epochs, members=members, cost_fraction=cost_fraction,

@@ -65,6 +65,10 @@ def fit_cmd(
     """Train a recommender (leave-one-out split, early stopping on validation NDCG@10) and save it."""
     import torch
 
+    from shopml.targets import check_model_target
+
+    check_input(data)
+    check_model_target(out, inputs=[data])
     torch.set_num_threads(threads)
     seqs = read_sequences(data)
     t0 = time.perf_counter()
@@ -170,7 +174,7 @@ def benchmark_cmd(
     check_input(data)
     if item_features is not None:
         check_input(item_features)
-    check_out(out)
+    check_out(out, inputs=[data, item_features])
     check_models(names)
     import torch
 
@@ -219,7 +223,7 @@ def cold_start_cmd(
     names = [m.strip() for m in models.split(",") if m.strip()]
     check_input(data)
     check_input(item_features)
-    check_out(out)
+    check_out(out, inputs=[data, item_features])
     for n in names:
         if n not in COLD_MODELS:
             raise ConfigError(f"unknown model {n!r}; choose from {', '.join(COLD_MODELS)}")

@@ -54,9 +54,12 @@ def fit_cmd(
     from shopml.data.public import read_sessions
     from shopml.sessions.estimator import session_model
 
+    from shopml.targets import check_model_target
+
     for path in (train, item_features):
         if path is not None:
             check_input(path)
+    check_model_target(out, inputs=[train, item_features])
     check_models([model])
     torch.set_num_threads(threads)
     feats = read_item_features(item_features) if item_features is not None else None
@@ -131,7 +134,7 @@ def bench_sessions(
     names = [m.strip() for m in models.split(",") if m.strip()]
     check_input(train)
     check_input(test)
-    check_out(out)
+    check_out(out, inputs=[train, test])
     check_models(names)
     import torch
 
