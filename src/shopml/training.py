@@ -51,18 +51,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
 from shopml import progress
-from shopml.artifacts import atomic_dir
+from shopml.checkpoint import LoopState, load_checkpoint, save_checkpoint
 from shopml.errors import ConfigError, TrainingError
 
 __all__ = ["TrainConfig", "TrainResult", "IndexBatches", "Hooks", "train", "dist_info", "torch_threads",
@@ -266,10 +265,10 @@ def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks:
     torch.manual_seed(cfg.seed)
     model.to(cfg.device)
     opt = (optimizer or _adamw)(model.parameters(), cfg)
-    state = _LoopState()
+    state = LoopState()
     ckpt = Path(cfg.checkpoint_dir) / "last" if cfg.checkpoint_dir else None
     if ckpt is not None and cfg.resume and (ckpt / "state.json").is_file():
-        state = _load_checkpoint(ckpt, model, opt, hooks, cfg.device)
+        state = load_checkpoint(ckpt, model, opt, hooks, cfg.device)
     if world > 1:
         _broadcast_params(model)
     t0 = time.perf_counter() - state.seconds
@@ -300,7 +299,7 @@ def _loop(model, loss_fn, batches, validate, cfg: TrainConfig, optimizer, hooks:
         if rank == 0 and cfg.progress:
             _print_row(row, cfg.monitor, cfg.epochs, cfg.max_seconds)
         if ckpt is not None and rank == 0:
-            _save_checkpoint(ckpt, model, opt, state, cfg, hooks)
+            save_checkpoint(ckpt, model, opt, state, cfg, hooks)
         if world > 1:
             torch.distributed.barrier()
         if cfg.max_seconds is not None and state.seconds >= cfg.max_seconds:
@@ -336,21 +335,7 @@ def check_device(device: str) -> None:
         raise ConfigError(f"device {device!r}: this machine has no CUDA GPU (torch.cuda.is_available() is False)")
 
 
-@dataclass
-class _LoopState:
-    epoch: int = 0
-    history: list = field(default_factory=list)
-    best_epoch: int = 0
-    best_score: float | None = None
-    bad_epochs: int = 0
-    seconds: float = 0.0
-    seconds_to_best: float = 0.0
-    best_weights: dict | None = None
-    decays: int = 0
-    out_of_time: bool = False
-
-
-def _decay(state: _LoopState, model, opt, cfg: TrainConfig) -> None:
+def _decay(state: LoopState, model, opt, cfg: TrainConfig) -> None:
     """Plateau: go back to the best weights and continue with a smaller learning rate."""
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
@@ -476,101 +461,3 @@ class _progress:
 def _print_row(row: dict, monitor: str, epochs: int, max_seconds: float | None) -> None:
     progress.emit("epoch", epochs=epochs, monitor=monitor, metric=row.get(monitor), budget_s=max_seconds,
                   **{k: v for k, v in row.items() if k in ("epoch", "loss", "seconds", "lr")})
-
-
-# ---------------------------------------------------------------- checkpoints (no pickle)
-
-
-def _save_checkpoint(path: Path, model, opt, state: _LoopState, cfg: TrainConfig, hooks: Hooks) -> None:
-    from safetensors.torch import save_file
-
-    opt_sd = opt.state_dict()
-    opt_tensors, opt_scalars = {}, {}
-    for pid, pstate in opt_sd["state"].items():
-        for key, val in pstate.items():
-            if torch.is_tensor(val):
-                opt_tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
-            else:
-                opt_scalars[f"{pid}.{key}"] = val
-    doc = {
-        "epoch": state.epoch,
-        "history": state.history,
-        "best_epoch": state.best_epoch,
-        "best_score": state.best_score,
-        "bad_epochs": state.bad_epochs,
-        "decays": state.decays,
-        "seconds": state.seconds,
-        "seconds_to_best": state.seconds_to_best,
-        "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": opt_scalars},
-        "rng": {"scheme": _RNG_SCHEMES[cfg.reseed_each_epoch], "seed": cfg.seed},
-        "config": asdict(cfg),
-    }
-    extra = {} if cfg.reseed_each_epoch else {"rng.torch": torch.get_rng_state()}
-    hook_state = hooks.state_dict()
-    extra.update({f"hooks.{k}": v.contiguous() for k, v in hook_state.items() if torch.is_tensor(v)})
-    doc["hooks"] = {k: v for k, v in hook_state.items() if not torch.is_tensor(v)}
-    with atomic_dir(path) as tmp:
-        save_file(_contig(model.state_dict()), str(tmp / "weights.safetensors"))
-        if state.best_weights is not None:
-            save_file(_contig(state.best_weights), str(tmp / "best.safetensors"))
-        save_file(opt_tensors or {"_empty": torch.zeros(0)}, str(tmp / "optim.safetensors"))
-        if extra:
-            save_file(extra, str(tmp / "extra.safetensors"))
-        (tmp / "state.json").write_text(json.dumps(doc, indent=1, default=_json_default))
-
-
-_RNG_SCHEMES = {True: "torch.manual_seed(seed*1000003 + epoch + rank) at each epoch start",
-                False: "torch.manual_seed(seed) once; the RNG state is in extra.safetensors"}
-
-
-def _contig(sd: dict) -> dict:
-    return {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
-
-
-def _json_default(o: Any):
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if torch.is_tensor(o):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
-
-
-def _load_checkpoint(path: Path, model, opt, hooks: Hooks, device: str = "cpu") -> _LoopState:
-    from safetensors.torch import load_file
-
-    doc = json.loads((path / "state.json").read_text())
-    model.load_state_dict(load_file(str(path / "weights.safetensors")))
-    state_tensors = load_file(str(path / "optim.safetensors"), device=device)
-    opt_state: dict[int, dict] = {}
-    for name, val in state_tensors.items():
-        if name == "_empty":
-            continue
-        pid, key = name.split(".", 1)
-        opt_state.setdefault(int(pid), {})[key] = val
-    for name, val in doc["optimizer"]["scalars"].items():
-        pid, key = name.split(".", 1)
-        opt_state.setdefault(int(pid), {})[key] = val
-    groups = doc["optimizer"]["param_groups"]
-    for g in groups:
-        if "betas" in g:
-            g["betas"] = tuple(g["betas"])
-    opt.load_state_dict({"state": opt_state, "param_groups": groups})
-    extra = load_file(str(path / "extra.safetensors")) if (path / "extra.safetensors").is_file() else {}
-    if "rng.torch" in extra:
-        torch.set_rng_state(extra["rng.torch"])
-    hook_state = dict(doc.get("hooks", {}))
-    hook_state.update({k[len("hooks."):]: v for k, v in extra.items() if k.startswith("hooks.")})
-    if hook_state:
-        hooks.load_state_dict(hook_state)
-    best = path / "best.safetensors"
-    return _LoopState(
-        epoch=doc["epoch"],
-        history=doc["history"],
-        best_epoch=doc["best_epoch"],
-        best_score=doc["best_score"],
-        bad_epochs=doc["bad_epochs"],
-        decays=doc.get("decays", 0),
-        seconds=doc["seconds"],
-        seconds_to_best=doc["seconds_to_best"],
-        best_weights=load_file(str(best)) if best.is_file() else None,
-    )
