@@ -117,11 +117,12 @@ def test_benchmark_cold_start_rows(beauty_like, tiny_features, tmp_path, capsys)
           "--new-items", "0.3", "--out", str(out), "--epochs", "1", "--models", "sasrec,category-pop,random"])
     doc = json.loads(out.read_text())
     assert [r["model"] for r in doc["rows"]] == ["sasrec-features", "sasrec-features + 2 new slots",
-                                                "category-pop", "random"]
+                                                "category-pop", "category-pop + 2 new slots", "random"]
     for r in doc["rows"]:
         assert 0 <= r["hr@10"] <= 1 and 0 <= r["new_item_share"] <= 1 and r["n_targets"] > 0
-    slots = doc["rows"][1]
-    assert slots["new_item_share"] >= 0.2  # two of ten slots held for new items (6 of them: always filled)
+        assert 0 <= r["hr@10_old"] <= 1 and r["n_targets_old"] > 0
+    for slots in (doc["rows"][1], doc["rows"][3]):
+        assert slots["new_item_share"] >= 0.2  # two of ten slots held for new items (6 of them: always filled)
     assert doc["n_new_items"] == 6
 
 

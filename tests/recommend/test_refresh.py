@@ -82,3 +82,6 @@ def test_cold_split_keeps_new_items_out_of_training():
     last = [lst[-1] for lst in lists]
     new_ids = set(sp["new_ids"])
     assert (sp["test"] > 0).sum() == sum(x in new_ids for x in last)
+    o = sp["test_old"]
+    assert ((o > 0) != (sp["test"] > 0)).all()  # every user has exactly one kind of target
+    assert (o[o > 0] <= n_old).all()
