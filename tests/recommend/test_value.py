@@ -83,3 +83,18 @@ def test_temperature_survives_save_load(model, tmp_path):
     assert again.temperature_ == model.temperature_
     assert again.recommend([HISTS[1]], k=4, objective="profit", assumed_margin=0.3) == \
         model.recommend([HISTS[1]], k=4, objective="profit", assumed_margin=0.3)
+
+
+def test_units_per_purchase_scale_the_value_and_survive_save_load_and_refresh(tmp_path):
+    qty = {**{i: 12.0 for i in ITEMS[:3]}, ITEMS[3]: 2.0, ITEMS[4]: 2.0}  # the rest unknown
+    m = ItemKNN().fit(SEQS, item_prices=PRICES, item_quantities=qty)
+    median = 12.0  # of the known quantities: what an item without one is assumed to sell
+    recs = m.recommend([HISTS[4]], k=len(ITEMS), objective="revenue", blend=1.0)[0]
+    for r in recs:
+        assert r["expected_value"] == pytest.approx(r["p_buy"] * PRICES[r["item_id"]] * qty.get(r["item_id"], median))
+    m.save(tmp_path / "m")
+    again = ItemKNN.load(tmp_path / "m")
+    np.testing.assert_array_equal(again.item_quantities_, m.item_quantities_)
+    again.refresh(SEQS, item_quantities={ITEMS[5]: 3.0})
+    assert again.item_quantities_[again._item_index[ITEMS[5]]] == 3.0
+    assert again.item_quantities_[again._item_index[ITEMS[0]]] == 12.0

@@ -81,14 +81,16 @@ class SequentialRecommender(Refreshing, Estimator):
 
     # ------------------------------------------------------------------ fit
     def fit(self, sequences, valid_targets: np.ndarray | None = None, *, item_categories: dict | None = None,
-            item_prices: dict | None = None, item_costs: dict | None = None, item_features=None):
+            item_prices: dict | None = None, item_costs: dict | None = None, item_features=None,
+            item_quantities: dict | None = None):
         """Learn from chronological histories: a :class:`~shopml.data.sequences.Sequences`, or
         lists of raw item ids (sessions; indexed by :func:`sequences_from_lists`). With
         ``valid_targets`` (one item index per row, 0 = none) neural models early-stop on
         validation NDCG@10. ``item_categories`` (raw item id -> category) enables the
         ``category`` filter, ``item_prices`` (raw item id -> price) the price rule of
         :class:`~shopml.recommend.rules.Rules` and the revenue objective, ``item_costs`` (unit
-        costs) the profit objective. ``item_features``
+        costs) the profit objective, ``item_quantities`` (mean units per purchase) scale both
+        objectives' values to a line's worth. ``item_features``
         (:class:`~shopml.data.features.ItemFeatures`) feed the models that embed them (SASRec,
         Caser, GRU4Rec) and let :meth:`add_items` score new items; other models keep them unused.
         Returns self."""
@@ -111,6 +113,8 @@ class SequentialRecommender(Refreshing, Estimator):
         prices, costs = item_prices or {}, item_costs or {}
         self.item_prices_ = np.array([np.nan] + [float(prices.get(i, np.nan)) for i in self.item_ids_])
         self.item_costs_ = np.array([np.nan] + [float(costs.get(i, np.nan)) for i in self.item_ids_])
+        qty = item_quantities or {}
+        self.item_quantities_ = np.array([np.nan] + [float(qty.get(i, np.nan)) for i in self.item_ids_])
         self.temperature_ = 1.0
         self.repeat_gate_ = None  # the window repeat gate (recommend.repeat_gate), fitted by the caller
         self.feature_vocab_ = list(item_features.vocabulary) if item_features is not None else []
@@ -173,6 +177,7 @@ class SequentialRecommender(Refreshing, Estimator):
         self.item_categories_ = list(self.item_categories_) + [str(cats.get(i, "")) for i in new]
         self.item_prices_ = np.concatenate([self.item_prices_, [float(prices.get(i, np.nan)) for i in new]])
         self.item_costs_ = np.concatenate([self.item_costs_, np.full(len(new), np.nan)])
+        self.item_quantities_ = np.concatenate([self._quantities(), np.full(len(new), np.nan)])
         if getattr(self, "feature_vocab_", []):
             from shopml.data.features import ItemFeatures
 
@@ -351,8 +356,14 @@ class SequentialRecommender(Refreshing, Estimator):
     def _value(self, scores, objective, blend, assumed_margin):
         """``(P, value per item, ranking keys)`` of a revenue or profit request."""
         p = probabilities(scores, getattr(self, "temperature_", 1.0))
-        values = item_values(objective, self.item_prices_, self.item_costs_, assumed_margin)
+        values = item_values(objective, self.item_prices_, self.item_costs_, assumed_margin, self._quantities())
         return p, values, value_keys(p, values, blend)
+
+    def _quantities(self) -> np.ndarray:
+        """Mean units per purchase per item (NaN where unknown; all unknown for folders saved
+        before quantities were kept)."""
+        q = getattr(self, "item_quantities_", None)
+        return np.full(self.n_items_ + 1, np.nan) if q is None or len(q) != self.n_items_ + 1 else q
 
     @staticmethod
     def _value_fields(value, b: int, i: int) -> dict:
@@ -439,6 +450,7 @@ class SequentialRecommender(Refreshing, Estimator):
         params, tensors = self._state()
         tensors = {**tensors, "hist_indptr": self.hist_indptr_, "hist_items": self.hist_items_, "pop": self.pop_,
                    "item_prices": self.item_prices_, "item_costs": self.item_costs_,
+                   "item_quantities": self._quantities(),
                    "item_token_offsets": getattr(self, "item_token_offsets_", np.zeros(0, np.int64)),
                    "item_tokens": getattr(self, "item_tokens_", np.zeros(0, np.int64))}
         meta = {"item_ids": self.item_ids_, "user_ids": self.user_ids_, "temperature": self.temperature_,
@@ -456,6 +468,7 @@ class SequentialRecommender(Refreshing, Estimator):
         unknown = np.full(self.n_items_ + 1, np.nan)  # folders saved before prices and costs
         self.item_prices_ = np.asarray(md.tensors.get("item_prices", unknown))
         self.item_costs_ = np.asarray(md.tensors.get("item_costs", unknown))
+        self.item_quantities_ = np.asarray(md.tensors.get("item_quantities", unknown))
         self.temperature_ = float(md.meta.get("temperature", 1.0))
         self.repeat_gate_ = md.meta.get("repeat_gate")
         self.feature_vocab_ = md.meta.get("feature_vocab", [])

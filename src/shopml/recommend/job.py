@@ -60,6 +60,25 @@ def item_side(events: pl.DataFrame) -> dict:
     return out
 
 
+def item_quantities(events: pl.DataFrame) -> dict:
+    """Each item's mean units per purchase line (lines with a positive quantity), for the
+    revenue and profit objectives; empty when the log has no quantities. Pass only events
+    before the window being scored: the target window's own quantities would leak into it.
+
+    Example:
+        >>> ev = pl.DataFrame({"item_id": ["a", "a", "b"], "quantity": [12.0, 6.0, -1.0]})
+        >>> item_quantities(ev)
+        {'a': 9.0}
+    """
+    if "quantity" not in events.columns:
+        return {}
+    keep = pl.col("quantity") > 0
+    if "event_type" in events.columns:
+        keep = keep & (pl.col("event_type") == "purchase")
+    q = events.filter(keep).group_by("item_id").agg(pl.col("quantity").mean()).sort("item_id")
+    return dict(zip(q["item_id"].cast(pl.Utf8).to_list(), q["quantity"].cast(pl.Float64).to_list()))
+
+
 def _candidates(ctx: JobContext, n_items: int, epochs: int | None, budget: float | None) -> dict:
     from shopml.recommend.baselines import ItemKNN, Markov, MostPopular, Repurchase
     from shopml.recommend.models import SASRecRecommender
@@ -119,7 +138,8 @@ def _round(ev: pl.DataFrame, ctx: JobContext, cut, until, epochs: int | None, bu
 
     # Item features from the log's own columns (category, price bucket, description words):
     # SASRec embeds them; the baselines keep them unused.
-    side = {**item_side(ev), "item_features": ItemFeatures.from_events(ev)}
+    side = {**item_side(ev), "item_features": ItemFeatures.from_events(ev),
+            "item_quantities": item_quantities(ev.filter(pl.col("timestamp") < cut))}
     models, rows = _candidates(ctx, seqs.n_items, epochs, budget), []
     recent = seqs.timestamps >= np.datetime64((cut - (cut - ctx.periods.start) * 0.1).replace(tzinfo=None), "us")
     for name, model in models.items():

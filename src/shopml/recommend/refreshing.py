@@ -17,11 +17,12 @@ class Refreshing:
     """``refresh`` for every recommender (see the module docstring)."""
 
     def refresh(self, sequences, *, rows=None, epochs: int = 2, lr_scale: float = 0.3, item_features=None,
-                item_prices: dict | None = None, item_categories: dict | None = None) -> "Refreshing":
+                item_prices: dict | None = None, item_categories: dict | None = None,
+                item_quantities: dict | None = None) -> "Refreshing":
         """Warm start on newer data: ``sequences`` are the histories as they are now, over an
         item map that extends the model's (:meth:`~shopml.data.sequences.IdMap.extended`, so
         every known item keeps its row). New items join through :meth:`add_items`; latest
-        prices and categories replace the old ones; the stored histories become ``sequences``.
+        prices, categories and units per purchase replace the old ones; the stored histories become ``sequences``.
         Neural models then train ``epochs`` more epochs at ``lr_scale`` x their learning rate
         on the history rows ``rows`` (the users with new events plus a replay sample; default
         all) from their current weights;
@@ -45,6 +46,11 @@ class Refreshing:
         for i, price in (item_prices or {}).items():
             if str(i) in self._item_index:
                 self.item_prices_[self._item_index[str(i)]] = float(price)
+        qty = self._quantities()
+        for i, q in (item_quantities or {}).items():
+            if str(i) in self._item_index:
+                qty[self._item_index[str(i)]] = float(q)
+        self.item_quantities_ = qty
         for i, cat in (item_categories or {}).items():
             if str(i) in self._item_index:
                 self.item_categories_[self._item_index[str(i)] - 1] = str(cat)

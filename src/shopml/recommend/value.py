@@ -5,7 +5,7 @@
   (temperature scaling, Guo et al. 2017: one parameter, so the ranking never changes).
 * :func:`value_keys`: the ranking key of the revenue and profit objectives,
   ``log P + blend * log(value)``, where value is the price (revenue) or price - unit cost
-  (profit). ``blend = 0`` is relevance ranking and ``blend = 1`` ranks by expected value
+  (profit), times the item's expected units per purchase where the log has quantities. ``blend = 0`` is relevance ranking and ``blend = 1`` ranks by expected value
   ``P x value``; items with no known price or no positive value rank after every item with one.
 
 Example:
@@ -88,20 +88,40 @@ def fit_temperature(score_fn, hist: torch.Tensor, users: torch.Tensor, targets: 
 
 
 def item_values(objective: str, prices: np.ndarray, unit_costs: np.ndarray | None,
-                assumed_margin: float | None) -> torch.Tensor:
+                assumed_margin: float | None, quantities: np.ndarray | None = None) -> torch.Tensor:
     """Per item ``[n + 1]`` value of a purchase: the price (revenue), or the price minus the
-    unit cost (profit), the cost being ``price x (1 - assumed_margin)`` where it is not known."""
+    unit cost (profit), the cost being ``price x (1 - assumed_margin)`` where it is not known;
+    times the item's expected units per purchase where ``quantities`` are given.
+
+    A shop that sells by the dozen earns price x units on a line, not the unit price: ranking
+    by P x unit price alone pushed expensive single items above the cheap ones its customers
+    buy in bulk. An item with no known quantity (a new one) gets the median of the known ones,
+    so it is neither favoured nor buried by the scale.
+
+    >>> item_values("revenue", np.array([np.nan, 2.0, 5.0, 1.0]), None, None,
+    ...             np.array([np.nan, 12.0, 1.0, np.nan])).tolist()[1:]
+    [24.0, 5.0, 6.5]
+    """
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     price = torch.as_tensor(prices, dtype=torch.float64)
+    units = _units(quantities, len(price))
     if objective == "revenue":
-        return price
+        return price * units
     cost = torch.full_like(price, float("nan")) if unit_costs is None else torch.as_tensor(unit_costs, dtype=torch.float64)
     if assumed_margin is not None:
         if not 0 <= assumed_margin < 1:
             raise ConfigError(f"assumed_margin must be in [0, 1), got {assumed_margin}")
         cost = torch.where(torch.isnan(cost), price * (1 - assumed_margin), cost)
-    return price - cost
+    return (price - cost) * units
+
+
+def _units(quantities: np.ndarray | None, n: int) -> torch.Tensor:
+    if quantities is None:
+        return torch.ones(n, dtype=torch.float64)
+    q = np.asarray(quantities, dtype=np.float64)
+    known = np.isfinite(q) & (q > 0)
+    return torch.from_numpy(np.where(known, q, float(np.median(q[known])) if known.any() else 1.0))
 
 
 def value_keys(p: torch.Tensor, values: torch.Tensor, blend: float) -> torch.Tensor:

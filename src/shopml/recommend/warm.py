@@ -22,7 +22,7 @@ import polars as pl
 from shopml.data.sequences import IdMap, build_sequences
 from shopml.evaluation.protocols import evaluate_windows
 from shopml.jobs import JobContext, JobResult, Skip
-from shopml.recommend.job import K, _samples, _shop_value, _targets, item_side, user_events
+from shopml.recommend.job import K, _samples, _shop_value, _targets, item_quantities, item_side, user_events
 
 __all__ = ["refresh_recommend", "refresh_rows"]
 
@@ -68,7 +68,8 @@ def refresh_recommend(events: pl.DataFrame, ctx: JobContext) -> JobResult:
     from shopml.data.features import ItemFeatures
     from shopml.recommend.baselines import MostPopular
 
-    side = {**item_side(ev), "item_features": ItemFeatures.from_events(ev)}  # once, for every model
+    side = {**item_side(ev), "item_features": ItemFeatures.from_events(ev),  # once, for every model
+            "item_quantities": item_quantities(train_ev)}
     models = {prev.extras.get("recommend", {}).get("model", "served"): served}
     if prev.get("recommend_sasrec") is not None:
         models["sasrec"] = prev.get("recommend_sasrec")

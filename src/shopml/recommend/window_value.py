@@ -104,7 +104,7 @@ def slate_reliability(model, seqs, t_indptr, t_items, *, k: int = 10, bins: int 
 def value_curve(model, seqs, t_indptr, t_items, t_values, *, objective: str = "profit",
                 assumed_margin: float | None = 0.3, blends=BLENDS, k: int = 10) -> list[dict]:
     """Rows ``objective, blend, ndcg@k, hr@k, revenue@k`` (protocol A) over ``blends``."""
-    values = item_values(objective, model.item_prices_, model.item_costs_, assumed_margin)
+    values = item_values(objective, model.item_prices_, model.item_costs_, assumed_margin, model._quantities())
     rows = []
     for blend in blends:
         def score(h, u, blend=blend):
