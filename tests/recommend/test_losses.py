@@ -40,6 +40,26 @@ def test_chunked_equals_dense(n_rows, n_items, dim, max_elements, bias, repeat, 
         assert torch.allclose(a, c, atol=1e-10)
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 60), st.integers(2, 300), st.integers(0, 1000), st.booleans(), st.booleans())
+def test_bf16_products_stay_within_bfloat16_rounding_of_the_exact_loss(n_rows, n_items, seed, bias, repeat):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(n_rows, 16, generator=g, requires_grad=True)
+    w = (0.3 * torch.randn(n_items, 16, generator=g)).requires_grad_()
+    b = torch.randn(n_items, generator=g, requires_grad=True) if bias else None
+    t = torch.randint(0, n_items, (n_rows,), generator=g)
+    idx = repeat_features(torch.randint(0, n_items + 1, (n_rows, 5), generator=g))[0] if repeat else None
+    gate = torch.randn(n_rows, 5, generator=g, requires_grad=True) if repeat else None
+    leaves = [x for x in (h, w, b, gate) if x is not None]
+    got = chunked_cross_entropy(h, w, b, t, idx, gate, max_elements=97, bf16=True)
+    g1 = torch.autograd.grad(got, leaves)
+    want = _dense(h.double(), w.double(), None if b is None else b.double(), t, idx, None if gate is None else gate.double())
+    g2 = torch.autograd.grad(want, leaves)
+    assert abs(float(got) - float(want)) <= 2e-2 * max(1.0, abs(float(want)))  # bf16: 8 bits of mantissa
+    for a, c in zip(g1, g2):
+        assert float((a.double() - c).norm()) <= 3e-2 * float(c.norm()) + 1e-6
+
+
 def test_repeat_features_one_entry_per_distinct_item_with_count_and_recency():
     idx, f = repeat_features(torch.tensor([[0, 3, 3, 1], [2, 2, 2, 2]]))
     assert idx.tolist() == [[-1, -1, 2, 0], [-1, -1, -1, 1]]

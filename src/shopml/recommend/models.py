@@ -66,7 +66,7 @@ from shopml.data.sequences import pad_left
 from shopml.errors import ConfigError
 from shopml.evaluation.protocols import evaluate
 from shopml.recommend.base import SequentialRecommender, append_targets
-from shopml.recommend.losses import chunked_cross_entropy
+from shopml.recommend.losses import chunked_cross_entropy, fast_bf16
 from shopml.recommend.nets import Caser, SASRec
 from shopml.training import Hooks, IndexBatches, TrainConfig, train
 
@@ -116,6 +116,8 @@ class _NeuralRecommender(SequentialRecommender):
         check_device(getattr(self, "device", "cpu"))
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {', '.join(map(repr, LOSSES))}, got {self.loss!r}")
+        if getattr(self, "precision", "fp32") not in ("auto", "fp32", "bf16"):
+            raise ConfigError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
 
     def _grow(self, n_old: int, n_new: int) -> bool:
         off = torch.from_numpy(self.item_token_offsets_) if self._n_tokens() else None
@@ -187,6 +189,10 @@ class _NeuralRecommender(SequentialRecommender):
             return phase is None or not phase.sampled
         return self.loss == "ce"
 
+    def _bf16(self) -> bool:
+        precision = getattr(self, "precision", "fp32")
+        return precision == "bf16" or (precision == "auto" and fast_bf16(getattr(self, "device", "cpu")))
+
     def _logits(self, net, h: torch.Tensor, targets: torch.Tensor, w=None, repeat=None) -> torch.Tensor:
         """CE loss of states ``h [T, d]`` against ``targets [T]`` (full or sampled softmax);
         ``w`` the output item table when the caller has it, ``repeat`` the repeat head's
@@ -197,7 +203,8 @@ class _NeuralRecommender(SequentialRecommender):
         w = w0 if w is None else w
         if self._full_softmax():
             idx, val = repeat if repeat is not None else (None, None)
-            return chunked_cross_entropy(h, w[1:], None if b is None else b[1:], targets - 1, idx, val)
+            return chunked_cross_entropy(h, w[1:], None if b is None else b[1:], targets - 1, idx, val,
+                                         bf16=self._bf16())
         neg = torch.randint(1, self.n_items_ + 1, (self.n_negatives,))
         pos = (h * w[targets]).sum(1, keepdim=True) + (b[targets, None] if b is not None else 0.0)
         negl = h @ w[neg].T + (b[neg] if b is not None else 0.0)
@@ -248,7 +255,13 @@ class SASRecRecommender(_NeuralRecommender):
                  n_negatives: int = 1024, seed: int = 0, threads: int | None = 2, checkpoint_dir: str | None = None,
                  progress: bool = True,
                  max_seconds: float | None = None, refit_epochs: int = 2, repeat_head: bool = False,
-                 id_dropout: float = 0.1, device: str = "cpu", decay_patience: int | None = None):
+                 id_dropout: float = 0.1, device: str = "cpu", decay_patience: int | None = None,
+                 precision: str = "auto"):
+        # "bf16": the full softmax's three products in bfloat16 (float32 softmax and sums);
+        # "auto": bf16 where the hardware runs it natively (AVX512-BF16, a bf16 GPU), else
+        # "fp32". On Beauty bf16 reached the best validation 17% sooner (159 s against 191 s),
+        # at validation NDCG@10 .0673 against .0672 and test .0583 against .0584.
+        self.precision = precision
         self.device = device  # where training runs ("cuda" when a GPU is there); served on the CPU
         self.max_seconds = max_seconds  # wall-time budget for training (best weights kept)
         self.refit_epochs = refit_epochs  # epochs on train + validation item after early stopping
