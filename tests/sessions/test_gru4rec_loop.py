@@ -45,9 +45,13 @@ def _sha(net) -> str:
 def test_weights_are_those_of_the_old_hand_written_loop():
     # Pinned from the loop as it was before it moved onto shopml.training (commit 85a4206),
     # with dropout, momentum, sampled negatives and weight averaging all in play.
+    # Within float rounding, not bit for bit: the same code gives 0.33973291516304016 on one
+    # host CPU and 0.3397328555583954 on another (BLAS kernels differ); any change to the
+    # loop's arithmetic moves these by far more than 1e-5.
     net, _ = _fit()
-    assert float(net.item.weight.detach()[1, 0]) == 0.33973291516304016
-    assert _sha(net) == "a2739b7563df3917bc54d55b4664d957f67676655ed5fb68bf5c2b7666b38f8e"
+    assert float(net.item.weight.detach()[1, 0]) == pytest.approx(0.33973291516304016, rel=1e-5)
+    total = sum(float(v.double().abs().sum()) for v in net.state_dict().values())
+    assert total == pytest.approx(164.72675458993763, rel=1e-5)
 
 
 @pytest.mark.parametrize("kw", [{}, {"momentum": 0.0, "n_sample": 0}], ids=["sampled-momentum", "full-fused"])
