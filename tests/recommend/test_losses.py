@@ -66,3 +66,26 @@ def test_repeat_features_one_entry_per_distinct_item_with_count_and_recency():
     assert torch.allclose(f[0, 2], torch.tensor([1.0, torch.log(torch.tensor(2.0)), 0.5]))
     assert torch.allclose(f[1, 3], torch.tensor([1.0, torch.log(torch.tensor(4.0)), 1.0]))
     assert not f[0, :2].any() and not f[1, :3].any()  # padding and earlier duplicates carry nothing
+
+
+def test_bf16_products_take_a_bounded_set_of_shapes(monkeypatch):
+    # oneDNN caches a kernel and its scratch memory per shape: a last chunk of a new length
+    # in every batch grew a long run's RSS by ~1.5 MB a batch, so chunks are padded to 64 rows.
+    import shopml.recommend.losses as losses
+
+    shapes, real_mm = set(), torch.mm
+
+    def mm(a, b, *args, **kw):
+        if a.dtype == torch.bfloat16:
+            shapes.add((tuple(a.shape), tuple(b.shape)))
+        return real_mm(a, b, *args, **kw)
+
+    monkeypatch.setattr(losses.torch, "mm", mm)
+    w = torch.randn(50, 8, requires_grad=True)
+    step = (1 << 14) // 50  # 327 rows per chunk
+    for n_rows in range(400, 1400, 37):  # 28 batch lengths, 28 different last chunks
+        h = torch.randn(n_rows, 8, requires_grad=True)
+        chunked_cross_entropy(h, w, None, torch.randint(0, 50, (n_rows,)), max_elements=1 << 14, bf16=True).backward()
+    row_counts = {b[1] for a, b in shapes if a == (50, 8)}  # the logits product w @ h.T: [50, 8] x [8, rows]
+    assert row_counts <= {step} | set(range(64, step, 64)), row_counts
+    assert len(shapes) <= 3 * (step // 64 + 1)
