@@ -31,6 +31,7 @@ import polars as pl
 from shopml.errors import ConfigError, DataError
 
 __all__ = [
+    "append_targets",
     "EVENT_TYPES",
     "IdMap",
     "Sequences",
@@ -248,6 +249,28 @@ class Sequences:
         out[old_pos] = self.items
         out[indptr[1:][add > 0] - 1] = items[add > 0]
         return Sequences(indptr, out, self.user_ids, self.item_map)
+
+
+def append_targets(indptr: np.ndarray, items: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR with ``targets[u]`` appended to row ``u`` (0 targets are skipped): test histories are
+    train + validation item.
+
+    Example:
+        >>> p, i = append_targets(np.array([0, 1, 2]), np.array([4, 5]), np.array([6, 0]))
+        >>> p.tolist(), i.tolist()
+        ([0, 2, 3], [4, 6, 5])
+    """
+    add = (np.asarray(targets) > 0).astype(np.int64)
+    lens = np.diff(indptr) + add
+    new_ptr = np.zeros_like(indptr)
+    new_ptr[1:] = np.cumsum(lens)
+    out = np.zeros(new_ptr[-1], dtype=np.int64)
+    row_of = np.repeat(np.arange(len(lens)), np.diff(indptr))
+    pos = np.arange(len(items)) - indptr[row_of] + new_ptr[row_of]
+    out[pos] = items
+    has = np.flatnonzero(add)
+    out[new_ptr[has + 1] - 1] = np.asarray(targets)[has]
+    return new_ptr, out
 
 
 def encode_lists(item_map: IdMap, histories: Sequence[Sequence]) -> tuple[np.ndarray, np.ndarray]:

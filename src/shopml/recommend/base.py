@@ -33,7 +33,7 @@ from shopml.recommend.repeat_gate import gate_logits
 from shopml.recommend.rules import Rules
 from shopml.recommend.value import fit_temperature, item_values, probabilities, value_keys
 
-__all__ = ["SequentialRecommender", "padded_rows", "append_targets", "sequences_from_lists"]
+__all__ = ["SequentialRecommender", "padded_rows", "sequences_from_lists"]
 
 
 def padded_rows(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: int) -> torch.Tensor:
@@ -41,28 +41,6 @@ def padded_rows(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width: 
     (:func:`shopml.data.sequences.pad_left`), as a ``LongTensor``."""
     rows = np.asarray(rows, dtype=np.int64)
     return torch.from_numpy(pad_left(items, indptr[rows], indptr[rows + 1], width))
-
-
-def append_targets(indptr: np.ndarray, items: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CSR with ``targets[u]`` appended to row ``u`` (0 targets are skipped): test histories are
-    train + validation item.
-
-    Example:
-        >>> p, i = append_targets(np.array([0, 1, 2]), np.array([4, 5]), np.array([6, 0]))
-        >>> p.tolist(), i.tolist()
-        ([0, 2, 3], [4, 6, 5])
-    """
-    add = (np.asarray(targets) > 0).astype(np.int64)
-    lens = np.diff(indptr) + add
-    new_ptr = np.zeros_like(indptr)
-    new_ptr[1:] = np.cumsum(lens)
-    out = np.zeros(new_ptr[-1], dtype=np.int64)
-    row_of = np.repeat(np.arange(len(lens)), np.diff(indptr))
-    pos = np.arange(len(items)) - indptr[row_of] + new_ptr[row_of]
-    out[pos] = items
-    has = np.flatnonzero(add)
-    out[new_ptr[has + 1] - 1] = np.asarray(targets)[has]
-    return new_ptr, out
 
 
 class SequentialRecommender(Refreshing, Estimator):

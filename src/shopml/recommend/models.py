@@ -62,10 +62,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shopml.data.sequences import pad_left
+from shopml.data.sequences import append_targets, pad_left
 from shopml.errors import ConfigError
 from shopml.evaluation.protocols import evaluate
-from shopml.recommend.base import SequentialRecommender, append_targets
+from shopml.recommend.base import SequentialRecommender
 from shopml.recommend.losses import chunked_cross_entropy, fast_bf16
 from shopml.recommend.nets import Caser, SASRec
 from shopml.training import Hooks, IndexBatches, TrainConfig, train
