@@ -13,7 +13,7 @@ from shopml.artifacts import write_model_dir
 from shopml.cli import main
 from shopml.cli._common import write_benchmark
 from shopml.errors import ConfigError
-from shopml.targets import check_benchmark_target, check_model_target
+from shopml.targets import check_benchmark_target, check_model_target, check_new_file
 
 
 def _snapshot(root):
@@ -109,3 +109,32 @@ def test_benchmark_refuses_to_write_over_a_users_markdown(tmp_path, capsys):
     code, err = _code(["benchmark", "recommend", "--data", str(data), "--out", str(tmp_path / "README.json")], capsys)
     assert code == 2 and "README.md" in err
     assert (tmp_path / "README.md").read_text() == "# my project\n"
+
+
+@pytest.mark.parametrize("make, name, fragment", [
+    ("file", "events.parquet", "already exists"),
+    ("dir", "events.parquet", "already exists"),
+    ("link", "events.parquet", "already exists"),
+    (None, "events.csv", ".parquet file path"),
+])
+def test_new_file_target_never_replaces_anything(tmp_path, make, name, fragment):
+    target = tmp_path / name
+    (tmp_path / "mine.parquet").write_text("the user's data")
+    if make == "file":
+        target.write_text("the user's data")
+    elif make == "dir":
+        target.mkdir()
+    elif make == "link":
+        target.symlink_to(tmp_path / "mine.parquet")
+    before = _snapshot(tmp_path)
+    with pytest.raises(ConfigError, match=fragment):
+        check_new_file(target, suffix=".parquet")
+    assert _snapshot(tmp_path) == before
+
+
+def test_benchmark_ingest_keep_refuses_an_existing_file_before_generating(tmp_path, capsys):
+    mine = tmp_path / "orders.parquet"
+    mine.write_text("a user's export")
+    code, err = _code(["benchmark", "ingest", "--events", "100", "--keep", str(mine)], capsys)
+    assert code == 2 and "already exists" in err and "Traceback" not in err
+    assert mine.read_text() == "a user's export"

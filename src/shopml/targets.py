@@ -10,6 +10,8 @@ while a model trains.
   may be replaced is the caller's ``folder_problem``.
 - :func:`check_model_target`: a model folder (``recommend fit``, ``sessions fit``, ...).
 - :func:`check_benchmark_target`: a benchmark's JSON file and its Markdown twin.
+- :func:`check_new_file`: a file shopml creates and the user keeps (``--keep``): it must
+  not exist yet, since nothing marks it as shopml's.
 
 Example:
     >>> import tempfile, pathlib
@@ -32,7 +34,8 @@ from pathlib import Path
 
 from shopml.errors import ConfigError
 
-__all__ = ["check_folder_target", "check_model_target", "check_benchmark_target", "BENCHMARK_MARK"]
+__all__ = ["check_folder_target", "check_model_target", "check_benchmark_target", "check_new_file",
+           "BENCHMARK_MARK"]
 
 _SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 # The last line of every benchmark Markdown twin: how a later run knows the file is its own.
@@ -175,5 +178,30 @@ def check_benchmark_target(out, *, inputs: Iterable = ()) -> Path:
     if twin.exists() and not _is_benchmark_md(twin, given):
         raise ConfigError(f"--out {out}: its Markdown twin {twin} is an existing file shopml did not write; "
                           "give a new path")
+    _check_parent(given)
+    return given
+
+
+def check_new_file(path, *, suffix: str) -> Path:
+    """A new file the user keeps: its name ends in ``suffix``, nothing is there yet (a file,
+    a folder or a link), and its folder can be written. Returns the absolute path.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "events.parquet"
+        >>> check_new_file(f, suffix=".parquet") == f
+        True
+        >>> _ = f.write_text("mine")
+        >>> try:
+        ...     check_new_file(f, suffix=".parquet")
+        ... except ConfigError as e:
+        ...     print("refused:", "already exists" in str(e))
+        refused: True
+    """
+    given, _ = _absolute(path, "file")
+    if given.suffix != suffix:
+        raise ConfigError(f"{given}: give a {suffix} file path")
+    if given.exists() or given.is_symlink():
+        raise ConfigError(f"{given}: already exists; shopml does not overwrite it (choose a new name)")
     _check_parent(given)
     return given

@@ -26,6 +26,8 @@ from shopml.cli._common import (
     write_benchmark,
 )
 from shopml.errors import ConfigError
+from shopml.targets import check_new_file
+
 
 @app.command("validate")
 def validate_cmd(
@@ -147,8 +149,8 @@ def benchmark_ingest(
         raise ConfigError("--events must be at least 10")
     if out is not None:
         check_out(out)
-    if keep is not None and keep.is_dir():
-        raise ConfigError(f"--keep {keep} is a folder; give a .parquet file path")
+    if keep is not None:
+        keep = check_new_file(keep, suffix=".parquet")
     with show_progress():
         res = run_ingest(events, threads=threads, seed=seed, keep=keep)
     extra = {"command": "shopml " + " ".join(sys.argv[1:]), **res.extra}
