@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+
 from shopml.evaluation.protocols import evaluate_model
 from shopml.recommend.baselines import MostPopular
 from shopml.recommend.models import SASRecRecommender
@@ -51,3 +54,18 @@ def test_sampled_softmax_switch_learns_too():
                           n_negatives=30, progress=False).fit(train, valid)
     pop = evaluate_model(MostPopular().fit(train_valid), train_valid, test, ks=(10,))["A"]["hr@10"]
     assert evaluate_model(m, train_valid, test, ks=(10,))["A"]["hr@10"] > 2 * pop
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine: --device cuda is tested where one is lent")
+@pytest.mark.parametrize("model", ["sasrec", "caser"])
+def test_trains_on_cuda_and_serves_on_the_cpu(model):
+    from shopml.recommend.models import CaserRecommender
+
+    train, valid, test, train_valid, _ = planted_split()
+    kw = {"dim": 32, "epochs": 25, "lr": 5e-3, "batch_size": 64, "patience": 4, "progress": False, "device": "cuda"}
+    m = SASRecRecommender(max_len=20, dropout=0.2, **kw) if model == "sasrec" else CaserRecommender(L=5, **kw)
+    m.fit(train, valid)
+    assert all(p.device.type == "cpu" for p in m.net_.parameters())  # trained on the GPU, served on the CPU
+    hr = evaluate_model(m, train_valid, test, ks=(10,))["A"]["hr@10"]
+    pop = evaluate_model(MostPopular().fit(train_valid), train_valid, test, ks=(10,))["A"]["hr@10"]
+    assert hr > 2 * pop, (hr, pop)
