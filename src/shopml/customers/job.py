@@ -38,8 +38,12 @@ def customer_transactions(events: pl.DataFrame) -> pl.DataFrame:
 def _round(tx: pl.DataFrame, ctx: JobContext, start: dt.date, cut: dt.date, until: dt.date, budget, log,
            warm_start=None):
     """Calibrate on days before ``cut``; score purchase days in ``[cut, until)`` per customer.
-    With ``warm_start`` (the previous run's forecaster) the RNN continues from its weights
-    for ``refresh_epochs``."""
+    With ``warm_start`` (the previous run's forecaster) the RNN starts from its weights and
+    trains the same ``customer_epochs`` as a refit. It costs seconds, and on a validation time
+    line of Online Retail (fit before April, refresh to June, scored June-July; nothing from
+    the test months read) the warm RNN's MAE after 3, 10, 20 and 40 epochs was .716, .618,
+    .607 and .587, against the refit's .629: the few epochs that suit SASRec leave it near the
+    all-zero forecast."""
     from shopml.customers.estimator import CustomerForecaster
 
     cal = tx.filter(pl.col("date") < cut)
@@ -49,7 +53,7 @@ def _round(tx: pl.DataFrame, ctx: JobContext, start: dt.date, cut: dt.date, unti
                    "(need >= 3 weeks and >= 30 customers)")
     cfg = ctx.cfg
     if warm_start is not None:
-        model = CustomerForecaster(**{**warm_start.get_params(), "epochs": cfg.refresh_epochs, "max_seconds": budget})
+        model = CustomerForecaster(**{**warm_start.get_params(), "epochs": cfg.customer_epochs, "max_seconds": budget})
     else:
         model = CustomerForecaster(epochs=cfg.customer_epochs, n_samples=cfg.customer_samples, seed=cfg.seed,
                                    max_seconds=budget)
