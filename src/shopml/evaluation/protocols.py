@@ -196,16 +196,20 @@ def evaluate_windows(score_fn: ScoreFn, hist_indptr, hist_items, target_indptr, 
                 if tv is not None:
                     amounts = _row_values(target_indptr, target_items, tv, rows, scores.shape[1]) * rel
                     value[p].append(amounts.gather(1, top).sum(1).numpy())
-    out = {}
-    for p in ("A", "B"):
-        h = np.concatenate(hits[p]) if hits[p] else np.zeros((0, k), bool)
-        n = np.concatenate(n_rel[p]) if n_rel[p] else np.zeros(0, np.int64)
-        keep = n > 0
-        out[p] = {f"hr@{k}": hit_rate_sets(h[keep], k), f"ndcg@{k}": ndcg_sets(h[keep], n[keep], k),
-                  "n_users": int(keep.sum())}
-        if tv is not None:
-            v = np.concatenate(value[p]) if value[p] else np.zeros(0)
-            out[p][f"revenue@{k}"] = float(v[keep].mean()) if keep.any() else float("nan")
+    return {p: _window_metrics(hits[p], n_rel[p], value[p] if tv is not None else None, k) for p in ("A", "B")}
+
+
+def _window_metrics(hits: list, n_rel: list, values: list | None, k: int) -> dict[str, float]:
+    """One protocol's metrics from its per-batch top-k hits, relevant counts and slate
+    amounts (None: no ``revenue@k``); rows without a relevant target are left out."""
+    h = np.concatenate(hits) if hits else np.zeros((0, k), bool)
+    n = np.concatenate(n_rel) if n_rel else np.zeros(0, np.int64)
+    keep = n > 0
+    out = {f"hr@{k}": hit_rate_sets(h[keep], k), f"ndcg@{k}": ndcg_sets(h[keep], n[keep], k),
+           "n_users": int(keep.sum())}
+    if values is not None:
+        v = np.concatenate(values) if values else np.zeros(0)
+        out[f"revenue@{k}"] = float(v[keep].mean()) if keep.any() else float("nan")
     return out
 
 
