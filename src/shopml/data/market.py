@@ -92,23 +92,11 @@ def _shock(w: np.ndarray, scale: float) -> np.ndarray:
     return scale * raw
 
 
-def simulate_market(
-    n_items: int = 50,
-    n_stores: int = 20,
-    n_weeks: int = 52,
-    confounded: bool = True,
-    seed: int = 0,
-    *,
-    elasticity_mean: float = -2.5,
-    elasticity_spread: float = 0.3,
-    observed_confounders: bool = True,
-    shock_sd: float = 1.0,
-    shock_pass_through: float = 0.15,
-    instrument_strength: float = 0.2,
-    noise_sd: float = 0.25,
-    promo_rate: float = 0.15,
-    markup_noise: float = 0.1,
-) -> Market:
+def simulate_market(n_items: int = 50, n_stores: int = 20, n_weeks: int = 52, confounded: bool = True, seed: int = 0,
+                    *, elasticity_mean: float = -2.5, elasticity_spread: float = 0.3,
+                    observed_confounders: bool = True, shock_sd: float = 1.0, shock_pass_through: float = 0.15,
+                    instrument_strength: float = 0.2, noise_sd: float = 0.25, promo_rate: float = 0.15,
+                    markup_noise: float = 0.1) -> Market:
     """Simulate an item × store × week panel with a known demand function.
 
     Columns: item, store, week, price, units, log_units, cost, cost_shifter (instrument),
