@@ -58,7 +58,7 @@ def test_recommend_blend_respects_the_ndcg_budget():
     rows = [{"blend": 0.0, "ndcg@10": 0.10, "expected_profit@10": 1.0},
             {"blend": 0.3, "ndcg@10": 0.097, "expected_profit@10": 1.2},
             {"blend": 0.6, "ndcg@10": 0.094, "expected_profit@10": 1.5}]
-    assert recommend_blend(rows, 0.05) == 0.3 and recommend_blend(rows, 0.07) == 0.6 and recommend_blend(rows, 0.0) == 0.0
+    assert [recommend_blend(rows, loss)["blend"] for loss in (0.05, 0.07, 0.0)] == [0.3, 0.6, 0.0]
 
 
 def test_revenue_benchmark_end_to_end_on_a_tiny_shop(tmp_path):
@@ -76,9 +76,15 @@ def test_revenue_benchmark_end_to_end_on_a_tiny_shop(tmp_path):
     ceiling = next(r for r in truth if r["objective"] == "profit" and r["blend"] == 1.0)["expected_profit@10"]
     assert max(r["expected_profit@10"] for r in test) <= ceiling + 1e-9
     assert doc["truth_profit_gain"] >= 0
-    assert sorted(r["blend"] for r in test if r["objective"] == "profit") == [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
+    for order in ("relevance", "value"):
+        assert sorted(r["blend"] for r in test if r["objective"] == "profit" and r["order"] == order) == \
+            [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
     chosen = [r for r in test if r["objective"] == "profit" and r["recommended"]]
     assert len(chosen) == 1 and chosen[0]["blend"] == doc["recommended_blend"]["profit"]
+    assert chosen[0]["order"] == doc["recommended_order"]["profit"]
+    # the two orders show the same slates: equal expected profit, blend by blend
+    by = {(r["order"], r["blend"]): r["expected_profit@10"] for r in test if r["objective"] == "profit"}
+    assert all(np.isclose(by["relevance", b], by["value", b]) for _, b in by)
     for r in test:
         assert r["expected_profit@10"] > 0 and r["expected_revenue@10"] >= r["expected_profit@10"]
         assert 0 <= r["ndcg@10"] <= r["hr@10"] <= 1
@@ -90,3 +96,4 @@ def test_truth_slates_leave_the_history_out_and_rank_by_true_value():
     ex = np.array([[True, False, False, False]])
     assert truth_slates(p, v, 0.0, 2, ex).tolist() == [[1, 2]]
     assert truth_slates(p, v, 1.0, 2, ex).tolist() == [[3, 1]]  # 0.1 x 10 beats 0.3 x 1
+    assert truth_slates(p, v, 1.0, 2, ex, order="relevance").tolist() == [[1, 3]]  # same slate, likeliest first

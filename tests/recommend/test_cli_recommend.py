@@ -90,6 +90,12 @@ def test_predict_revenue_objective_and_its_bad_options(beauty_like, tmp_path, ca
           "--assumed-margin", "0.3", "--json"])
     res = json.loads(capsys.readouterr().out)
     assert res["assumed_margin"] == 0.3 and all("p_buy" in r for r in res["recommendations"])
+    assert res["order"] == "relevance"
+    p = [r["p_buy"] for r in res["recommendations"]]
+    assert p == sorted(p, reverse=True)
+    code, out = _run(capsys, "recommend", "predict", "--model", str(model), "--items", "3", "--objective", "profit",
+                     "--order", "price")
+    assert code == 2 and "--order" in out.err and len(out.err.strip().splitlines()) == 1
 
 
 @pytest.fixture()

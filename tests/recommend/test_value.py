@@ -50,7 +50,7 @@ def test_revenue_blend_moves_from_relevance_to_expected_revenue(model):
     hist = HISTS[2]
     relevance = [r["item_id"] for r in model.recommend([hist], k=5)[0]]
     assert [r["item_id"] for r in model.recommend([hist], k=5, objective="revenue", blend=0.0)[0]] == relevance
-    recs = model.recommend([hist], k=len(ITEMS), objective="revenue", blend=1.0)[0]
+    recs = model.recommend([hist], k=len(ITEMS), objective="revenue", blend=1.0, order="value")[0]
     ev = [r["expected_value"] for r in recs]
     assert ev == sorted(ev, reverse=True)
     assert all(r["expected_value"] == pytest.approx(r["p_buy"] * PRICES[r["item_id"]]) for r in recs)
@@ -64,14 +64,37 @@ def test_profit_uses_known_costs_and_the_stated_margin_elsewhere(model):
         price = PRICES[r["item_id"]]
         cost = COSTS.get(r["item_id"], 0.8 * price)
         assert r["expected_value"] == pytest.approx(r["p_buy"] * (price - cost))
-    no_margin = model.recommend([HISTS[3]], k=len(ITEMS), objective="profit")[0]
+    no_margin = model.recommend([HISTS[3]], k=len(ITEMS), objective="profit", order="value")[0]
     known = [r for r in no_margin if r["expected_value"] is not None]
     assert {r["item_id"] for r in known} == {i for i in COSTS if i not in HISTS[3]}
     assert [r["item_id"] for r in no_margin[: len(known)]] == [r["item_id"] for r in known]
 
 
+def test_the_value_slate_is_shown_most_likely_first(model):
+    for hist in HISTS[:6]:
+        by_value = model.recommend([hist], k=4, objective="revenue", order="value")[0]
+        shown = model.recommend([hist], k=4, objective="revenue")[0]  # order="relevance", the default
+        assert sorted(r["item_id"] for r in shown) == sorted(r["item_id"] for r in by_value)
+        p = [r["p_buy"] for r in shown]
+        assert p == sorted(p, reverse=True)
+
+
+def test_relevance_order_keeps_pins_first_and_follows_boosts(model):
+    from shopml.recommend.rules import Rules
+
+    hist = HISTS[2]
+    shown = model.recommend([hist], k=4, objective="revenue")[0]
+    last, first = shown[-1]["item_id"], shown[0]["item_id"]
+    boosted = model.recommend([hist], k=4, objective="revenue", rules=Rules(boost={last: 50.0}))[0]
+    assert boosted[0]["item_id"] == last
+    pinned = model.recommend([hist], k=4, objective="revenue", rules=Rules(pinned=(last,)))[0]
+    assert pinned[0]["item_id"] == last and pinned[0]["pinned"] and pinned[1]["item_id"] == first
+    p = [r["p_buy"] for r in pinned[1:]]
+    assert p == sorted(p, reverse=True)
+
+
 @pytest.mark.parametrize("bad", [dict(objective="margin"), dict(objective="revenue", blend=1.5),
-                                 dict(objective="profit", assumed_margin=1.0)])
+                                 dict(objective="profit", assumed_margin=1.0), dict(objective="profit", order="price")])
 def test_bad_objective_options_are_config_errors(model, bad):
     with pytest.raises(ConfigError):
         model.recommend([HISTS[0]], k=3, **bad)

@@ -51,15 +51,21 @@ def test_bad_rules_are_4xx_with_a_clear_message(client, url, body, status, fragm
 
 
 def test_revenue_objective_on_both_endpoints(client):
-    body = {"items": ["item1", "item2"], "k": 5, "objective": "revenue"}
+    body = {"items": ["item1", "item2"], "k": 5, "objective": "revenue", "order": "value"}
     r = client.post("/v1/recommendations", json=body, headers=REC).json()
     ev = [x["expected_value"] for x in r["items"]]
-    assert r["objective"] == "revenue" and ev == sorted(ev, reverse=True)
+    assert r["objective"] == "revenue" and r["order"] == "value" and ev == sorted(ev, reverse=True)
+    shown = client.post("/v1/recommendations", json={**body, "order": "relevance"}, headers=REC).json()
+    assert shown["order"] == "relevance" and {x["item_id"] for x in shown["items"]} == {x["item_id"] for x in r["items"]}
+    p = [x["p_buy"] for x in shown["items"]]
+    assert p == sorted(p, reverse=True)
     assert all(x["expected_value"] == pytest.approx(x["p_buy"] * PRICE[x["item_id"]]) for x in r["items"])
     u = client.get(f"/v1/users/{RAW}/recommendations?k=3&objective=profit&assumed_margin=0.25", headers=REC).json()
     assert u["assumed_margin"] == 0.25
     assert all(x["expected_value"] == pytest.approx(x["p_buy"] * 0.25 * PRICE[x["item_id"]]) for x in u["items"])
+    assert u["order"] == "relevance"
     assert client.get(f"/v1/users/{RAW}/recommendations?objective=margin", headers=REC).status_code == 422
+    assert client.get(f"/v1/users/{RAW}/recommendations?objective=profit&order=price", headers=REC).status_code == 422
 
 
 def test_new_slots_bring_a_new_item_into_both_endpoints(tiny_run, tmp_path):

@@ -7,14 +7,15 @@ its prices; the benchmark plants a margin per item (uniform in ``[0.05, 0.6]``, 
 cost = price x (1 - margin)). SASRec is trained on the view sequences (leave-one-out, early
 stopping and temperature on the validation item) with the prices and unit costs, and ranks
 each user's top 10 (history excluded) by ``log P + blend x log(value)`` for a grid of blends
-(:mod:`shopml.recommend.value`).
+(:mod:`shopml.recommend.value`), the slate shown in either order: ``relevance`` (descending
+P, the default) or ``value`` (the key).
 
 Per objective and blend: ``expected_profit@10`` (the mean over users of the sum, over the
 slate, of true probability x unit margin), ``expected_revenue@10``, ``ndcg@10`` and
 ``hr@10`` against the sampled test item, and ``expected_ndcg@10`` (the same under the true
 probabilities, without sampling noise). The recommended blend is chosen on the validation
 item: the most expected profit at no more than ``max_ndcg_loss`` (5%) below relevance
-ranking's NDCG@10. The test rows report it with ``recommended: true``. The same grid ranked
+ranking's NDCG@10 (over both orders). The test rows report it with ``recommended: true``. The same grid ranked
 by the true probabilities (``ranker: truth``) is the ceiling: what a perfect model would gain.
 
 Example:
@@ -32,6 +33,7 @@ import numpy as np
 
 from shopml.benchmarks._common import BenchmarkResult, peak_rss_mb
 from shopml.evaluation.protocols import row_mask
+from shopml.recommend.value import ORDERS
 
 __all__ = ["BLENDS", "run_revenue", "slate_values", "recommend_blend", "truth_slates"]
 
@@ -61,25 +63,26 @@ def slate_values(slates: np.ndarray, p_true: np.ndarray, unit_value: np.ndarray,
             "ndcg": float((hit * disc).sum(1).mean()), "expected_ndcg": float((p * disc).sum(1).mean())}
 
 
-def recommend_blend(rows: list[dict], max_ndcg_loss: float, key: str = "expected_profit@10") -> float:
-    """The blend with the most ``key`` (expected profit) among rows whose NDCG@10 is at most
-    ``max_ndcg_loss`` (relative) below the blend-0 row's.
+def recommend_blend(rows: list[dict], max_ndcg_loss: float, key: str = "expected_profit@10") -> dict:
+    """The row (blend and order) with the most ``key`` (expected profit) among rows whose
+    NDCG@10 is at most ``max_ndcg_loss`` (relative) below the blend-0 row's; on a tie, the
+    smaller blend.
 
     Example:
         >>> rows = [{"blend": 0.0, "ndcg@10": 0.1, "expected_profit@10": 1.0},
         ...         {"blend": 0.5, "ndcg@10": 0.096, "expected_profit@10": 1.3},
         ...         {"blend": 1.0, "ndcg@10": 0.08, "expected_profit@10": 1.6}]
-        >>> recommend_blend(rows, 0.05)
+        >>> recommend_blend(rows, 0.05)["blend"]
         0.5
     """
     base = next(r for r in rows if r["blend"] == 0.0)["ndcg@10"]
     ok = [r for r in rows if r["ndcg@10"] >= (1.0 - max_ndcg_loss) * base]
-    return max(ok, key=lambda r: (r[key], -r["blend"]))["blend"]
+    return max(ok, key=lambda r: (r[key], -r["blend"]))
 
 
-def _slates(model, users: list[str], objective: str, blend: float, k: int) -> np.ndarray:
-    recs = model.recommend(users, k=k, objective=objective, blend=blend) if objective != "relevance" else \
-        model.recommend(users, k=k)
+def _slates(model, users: list[str], objective: str, blend: float, k: int, order: str) -> np.ndarray:
+    recs = model.recommend(users, k=k, objective=objective, blend=blend, order=order) \
+        if objective != "relevance" else model.recommend(users, k=k)
     out = np.full((len(users), k), -1, dtype=np.int64)
     for u, r in enumerate(recs):
         ids = [model._item_index[x["item_id"]] - 1 for x in r]
@@ -88,40 +91,46 @@ def _slates(model, users: list[str], objective: str, blend: float, k: int) -> np
 
 
 def truth_slates(p_true: np.ndarray, unit_value: np.ndarray, blend: float, k: int,
-                 exclude: np.ndarray | None = None) -> np.ndarray:
+                 exclude: np.ndarray | None = None, order: str = "value") -> np.ndarray:
     """Slates ``[U, k]`` ranked by the *true* ``log P + blend x log(value)``, items in
-    ``exclude`` (a ``[U, n]`` bool mask, the history) left out: what a perfect model reaches.
+    ``exclude`` (a ``[U, n]`` bool mask, the history) left out: what a perfect model reaches;
+    ``order="relevance"`` shows each slate in descending true P.
 
     Example:
         >>> p = np.array([[0.5, 0.3, 0.2]]); v = np.array([1.0, 1.0, 4.0])
         >>> truth_slates(p, v, 0.0, 2).tolist(), truth_slates(p, v, 1.0, 2).tolist()
         ([[0, 1]], [[2, 0]])
+        >>> truth_slates(p, v, 1.0, 2, order="relevance").tolist()
+        [[0, 2]]
     """
     key = np.log(np.maximum(p_true, 1e-300)) + blend * np.log(np.maximum(unit_value, 1e-300))
     if exclude is not None:
         key = np.where(exclude, -np.inf, key)
     top = np.argpartition(-key, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(key, top, 1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, 1)
+    by = np.log(np.maximum(p_true, 1e-300)) if order == "relevance" else key
+    rank = np.argsort(-np.take_along_axis(by, top, 1), axis=1, kind="stable")
+    return np.take_along_axis(top, rank, 1)
 
 
 def _grid(model, users, p_true, margin_value, price, targets, k, exclude=None) -> list[dict]:
     """The blend grid ranked by SASRec (``ranker: sasrec``), or, with ``model=None``, by the
     true probabilities (``ranker: truth``), the ceiling any model can reach."""
     rows = []
-    for objective in ("relevance", "profit", "revenue"):
-        for blend in (0.0,) if objective == "relevance" else BLENDS[1:]:
-            if model is None:
-                value = price if objective == "revenue" else margin_value
-                s = truth_slates(p_true, value, blend, k, exclude)
-            else:
-                s = _slates(model, users, objective, blend, k)
-            prof = slate_values(s, p_true, margin_value, targets)
-            rev = slate_values(s, p_true, price, targets)
-            rows.append({"ranker": "truth" if model is None else "sasrec", "objective": objective, "blend": blend,
-                         f"expected_profit@{k}": prof["expected_value"],
-                         f"expected_revenue@{k}": rev["expected_value"], f"ndcg@{k}": prof["ndcg"],
-                         f"hr@{k}": prof["hr"], f"expected_ndcg@{k}": prof["expected_ndcg"]})
+    grid = [("relevance", 0.0, "relevance")] + [(obj, b, o) for obj in ("profit", "revenue") for o in ORDERS
+                                                for b in BLENDS[1:]]
+    for objective, blend, order in grid:
+        if model is None:
+            value = price if objective == "revenue" else margin_value
+            s = truth_slates(p_true, value, blend, k, exclude, order)
+        else:
+            s = _slates(model, users, objective, blend, k, order)
+        prof = slate_values(s, p_true, margin_value, targets)
+        rev = slate_values(s, p_true, price, targets)
+        rows.append({"ranker": "truth" if model is None else "sasrec", "objective": objective, "blend": blend,
+                     "order": order,
+                     f"expected_profit@{k}": prof["expected_value"],
+                     f"expected_revenue@{k}": rev["expected_value"], f"ndcg@{k}": prof["ndcg"],
+                     f"hr@{k}": prof["hr"], f"expected_ndcg@{k}": prof["expected_ndcg"]})
     return rows
 
 
@@ -147,10 +156,11 @@ def _score_splits(model, splits, truth_rows, margin_value, price, k: int, max_nd
                              ("truth", _grid(None, users, p, margin_value, price, tgt, k, exclude))):
             if split == "valid":
                 for obj in ("profit", "revenue"):
-                    chosen[ranker, obj] = recommend_blend([g for g in grid if g["objective"] in (obj, "relevance")],
-                                                          max_ndcg_loss, key=f"expected_{obj}@{k}")
+                    best = recommend_blend([g for g in grid if g["objective"] in (obj, "relevance")],
+                                           max_ndcg_loss, key=f"expected_{obj}@{k}")
+                    chosen[ranker, obj] = (best["blend"], best["order"])
             for g in grid:
-                rec = g["objective"] == "relevance" or g["blend"] == chosen.get((ranker, g["objective"]))
+                rec = g["objective"] == "relevance" or (g["blend"], g["order"]) == chosen.get((ranker, g["objective"]))
                 res_rows.append({"split": split, **g, "recommended": bool(rec), "n_users": len(users)})
     return res_rows, chosen
 
@@ -201,14 +211,16 @@ def run_revenue(*, n_users: int = 3000, n_items: int = 400, seed: int = 0, threa
     truth_gain = _gains(res_rows, k, "truth")
     extra = {"n_users": n_users, "n_items": n_items, "seed": seed, "threads": threads, "train_seconds": train_s,
              "sasrec_epochs": model.fit_info_.get("epochs"), "temperature": model.temperature_,
-             "recommended_blend": {obj: b for (r, obj), b in chosen.items() if r == "sasrec"},
-             "truth_recommended_blend": {obj: b for (r, obj), b in chosen.items() if r == "truth"},
+             "recommended_blend": {obj: b for (r, obj), (b, _) in chosen.items() if r == "sasrec"},
+             "recommended_order": {obj: o for (r, obj), (_, o) in chosen.items() if r == "sasrec"},
+             "truth_recommended_blend": {obj: b for (r, obj), (b, _) in chosen.items() if r == "truth"},
              "truth_profit_gain": truth_gain["profit_gain"], "truth_ndcg_change": truth_gain["ndcg_change"],
              "max_ndcg_loss": max_ndcg_loss, **_gains(res_rows, k),
              "peak_rss_mb": peak_rss_mb(),
              "protocol_note": "simulated shop; true next-item probabilities; margins planted U(0.05, 0.6); "
                               "blend chosen on the validation item, reported on the test item; history excluded"}
-    log.info("revenue: blend %s gives %+.1f%% expected profit at %+.1f%% NDCG@10 (true probabilities: %+.1f%%)",
-             extra["recommended_blend"].get("profit"), 100 * extra["profit_gain"], 100 * extra["ndcg_change"],
+    log.info("revenue: blend %s (%s order) gives %+.1f%% expected profit at %+.1f%% NDCG@10 (true probabilities: "
+             "%+.1f%%)", extra["recommended_blend"].get("profit"), extra["recommended_order"].get("profit"),
+             100 * extra["profit_gain"], 100 * extra["ndcg_change"],
              100 * extra["truth_profit_gain"])
     return BenchmarkResult("simulated shop, revenue- and profit-aware ranking", res_rows, extra)

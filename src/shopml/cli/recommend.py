@@ -124,6 +124,8 @@ def predict_cmd(
     blend: float = typer.Option(1.0, "--blend", help="0 = relevance, 1 = expected value (revenue/profit)"),
     assumed_margin: Optional[float] = typer.Option(None, "--assumed-margin",
                                                    help="margin where an item's unit cost is unknown (profit)"),
+    order: str = typer.Option("relevance", "--order",
+                              help="order inside a revenue or profit slate: relevance (likeliest first) or value"),
     json_out: bool = JSON_OPTION,
 ):
     """Top-k items for a known user or a history given now, optionally explained, under the
@@ -131,7 +133,7 @@ def predict_cmd(
     kept for new items)."""
     from shopml.artifacts import read_model_dir
     from shopml.recommend.rules import Rules
-    from shopml.recommend.value import OBJECTIVES
+    from shopml.recommend.value import OBJECTIVES, ORDERS
 
     if (user is None) == (items is None):
         raise ConfigError("give exactly one of --user or --items")
@@ -140,13 +142,17 @@ def predict_cmd(
     if objective not in OBJECTIVES or not 0 <= blend <= 1 or not (assumed_margin is None or 0 <= assumed_margin < 1):
         raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, --blend in [0, 1] and "
                           "--assumed-margin in [0, 1)")
+    if order not in ORDERS:
+        raise ConfigError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
     m = model_class(read_model_dir(model_dir).kind).load(model_dir)
     hist = user if user is not None else [i for i in items.split(",") if i]
     cands = None if candidates is None else [c for c in candidates.split(",") if c]
     recs = m.recommend([hist], k=k, candidates=cands, category=category, explain=explain, rules=rules,
-                       objective=objective, blend=blend, assumed_margin=assumed_margin)[0]
+                       objective=objective, blend=blend, assumed_margin=assumed_margin,
+                       order=order)[0]
     if json_out:
-        print_json({"recommendations": recs, "objective": objective, "assumed_margin": assumed_margin})
+        print_json({"recommendations": recs, "objective": objective, "assumed_margin": assumed_margin,
+                    "order": None if objective == "relevance" else order})
         return
     for r in recs:
         why = ", ".join(f"{b['item_id']} ({b['contribution']:+.3f})" for b in r.get("because", [])[:3])

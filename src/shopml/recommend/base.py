@@ -31,7 +31,8 @@ from shopml.estimator import Estimator
 from shopml.recommend.refreshing import Refreshing
 from shopml.recommend.repeat_gate import gate_logits
 from shopml.recommend.rules import Rules
-from shopml.recommend.value import fit_temperature, item_values, probabilities, value_keys
+from shopml.recommend.value import (ORDERS, fit_temperature, item_values, probabilities, relevance_first,
+                                    value_keys)
 
 __all__ = ["SequentialRecommender", "padded_rows", "sequences_from_lists"]
 
@@ -275,7 +276,7 @@ class SequentialRecommender(Refreshing, Estimator):
     def recommend(self, histories, k: int = 10, exclude_seen: bool | None = None, candidates=None, *,
                   category: str | None = None, explain: bool = False, rules: Rules | list | None = None,
                   objective: str = "relevance", blend: float = 1.0,
-                  assumed_margin: float | None = None) -> list[list[dict]]:
+                  assumed_margin: float | None = None, order: str = "relevance") -> list[list[dict]]:
         """Top-``k`` items for each history: a known (pseudonymized) user id, or a list of raw item
         ids given at request time. Returns per history a list of ``{"item_id", "score"}`` dicts,
         plus ``"because"`` (history items whose removal lowers the score most) when ``explain``,
@@ -287,7 +288,8 @@ class SequentialRecommender(Refreshing, Estimator):
         ``log P + blend x log(value)`` (:mod:`shopml.recommend.value`; P from
         :meth:`calibrate`, value the item's price, or price minus unit cost, the cost assumed
         at ``price x (1 - assumed_margin)`` where unknown) and adds ``"p_buy"`` and
-        ``"expected_value"`` to each item.
+        ``"expected_value"`` to each item; ``order`` sets the order inside that slate:
+        ``"relevance"`` (descending P, boosts added, after the pins) or ``"value"`` (the key).
 
         Example:
             >>> from shopml.recommend.baselines import Markov
@@ -298,6 +300,8 @@ class SequentialRecommender(Refreshing, Estimator):
         self._check_fitted()
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
+        if order not in ORDERS:
+            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
         exclude_seen = self.exclude_seen_default if exclude_seen is None else exclude_seen
         hist, users, rows = self._resolve(histories)
         scores = self.score_batch(hist, users)
@@ -318,10 +322,13 @@ class SequentialRecommender(Refreshing, Estimator):
         k = min(k, self.n_items_)
         keys = scores if value is None else value[2].masked_fill(~torch.isfinite(scores), float("-inf"))
         top_i = self._top(keys, k, per_row)
+        pins = [{self._item_index[str(i)] for i in r.pinned if str(i) in self._item_index} if r else set()
+                for r in per_row]
+        if value is not None and order == "relevance":
+            top_i = relevance_first(top_i, value[0], per_row, pins, self._item_index)
         out = []
         for b in range(len(rows)):
-            r = per_row[b]
-            pinned = {self._item_index[str(i)] for i in r.pinned if str(i) in self._item_index} if r else set()
+            pinned = pins[b]
             idx = top_i[b][torch.isfinite(scores[b, top_i[b]])]
             extra = {"fallback": "popularity"} if fallback[b] else {}
             out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(scores[b, i]), **extra,

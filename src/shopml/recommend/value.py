@@ -7,6 +7,9 @@
   ``log P + blend * log(value)``, where value is the price (revenue) or price - unit cost
   (profit), times the item's expected units per purchase where the log has quantities. ``blend = 0`` is relevance ranking and ``blend = 1`` ranks by expected value
   ``P x value``; items with no known price or no positive value rank after every item with one.
+* :func:`relevance_order`: the slate those keys chose, shown in descending P. Expected value
+  is a property of the slate's set; its order is what the user reads first, so the items they
+  most likely want go on top (``order="relevance"``, the default of the value objectives).
 
 Example:
     >>> import torch
@@ -27,9 +30,14 @@ import torch
 
 from shopml.errors import ConfigError
 
-__all__ = ["OBJECTIVES", "fit_temperature", "probabilities", "value_keys", "item_values", "slate_calibration"]
+__all__ = ["OBJECTIVES", "ORDERS", "fit_temperature", "relevance_order", "relevance_first", "probabilities", "value_keys", "item_values", "slate_calibration"]
 
 OBJECTIVES = ("relevance", "revenue", "profit")
+# Order inside a revenue or profit slate: by P (the user's likely wants first) or by the
+# ranking key itself. On the simulated shop, at the validation-chosen blend, the relevance
+# order cost 1.4% of NDCG@10 where the key order cost 8.6%, for the same expected profit
+# (`shopml benchmark revenue`, test item).
+ORDERS = ("relevance", "value")
 
 
 def probabilities(scores: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -136,6 +144,34 @@ def value_keys(p: torch.Tensor, values: torch.Tensor, blend: float) -> torch.Ten
     good = (values > 0) & torch.isfinite(values)
     lv = torch.where(good, torch.log(values.clamp(min=1e-300)), torch.zeros_like(values))
     return torch.where(good, logp + blend * lv, logp - 1e6)
+
+
+def relevance_order(slates: torch.Tensor, rel: torch.Tensor, n_fixed: int = 0) -> torch.Tensor:
+    """``slates [B, k]`` (item indices) with the items after the first ``n_fixed`` (the pins)
+    in descending ``rel [B, n + 1]`` (log P, boosts added); ties keep the slate's order.
+
+    >>> relevance_order(torch.tensor([[3, 1, 2]]), torch.tensor([[0.0, 0.9, 0.5, 0.1]])).tolist()
+    [[1, 2, 3]]
+    >>> relevance_order(torch.tensor([[3, 1, 2]]), torch.tensor([[0.0, 0.9, 0.5, 0.1]]), 1).tolist()
+    [[3, 1, 2]]
+    """
+    head, tail = slates[:, :n_fixed], slates[:, n_fixed:]
+    order = rel.gather(1, tail).argsort(dim=1, descending=True, stable=True)
+    return torch.cat([head, tail.gather(1, order)], dim=1)
+
+
+def relevance_first(slates: list, p: torch.Tensor, rules: list, pins: list, index: dict) -> list:
+    """:func:`relevance_order` of each value slate of a request (``slates``: one index tensor
+    per row, pinned items first; ``p [B, n + 1]``; ``rules``: one Rules or None per row, whose
+    boosts are added to log P; ``pins``: per row the set of pinned item indices)."""
+    out = []
+    for b, idx in enumerate(slates):
+        rel = torch.log(p[b: b + 1].double().clamp(min=1e-300))
+        if rules[b] is not None:
+            rules[b].boosted(rel, index)
+        n_pin = next((n for n, i in enumerate(idx.tolist()) if i not in pins[b]), len(idx))
+        out.append(relevance_order(idx[None, :], rel, n_pin)[0])
+    return out
 
 
 def slate_calibration(model, sequences, targets, *, k: int = 10, batch: int = 1024, bins: int = 10) -> dict:

@@ -11,15 +11,17 @@ calibration is one item drawn (seeded) from their window's set: a proper next-it
 * :func:`value_curve` ranks by ``log P + blend x log(value)`` (profit: price minus unit cost,
   the cost assumed at ``price x (1 - assumed_margin)`` where the log has none) for a grid of
   blends and reports NDCG@10 (protocol A) and revenue@10, the mean revenue a user spent in
-  the window on the slate's items.
+  the window on the slate's items. Each slate is scored as ``recommend`` shows it by default:
+  its items in descending P (``order="relevance"``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from shopml.evaluation.protocols import evaluate_windows
-from shopml.recommend.value import item_values, probabilities, slate_calibration, value_keys
+from shopml.recommend.value import item_values, probabilities, relevance_order, slate_calibration, value_keys
 
 __all__ = ["one_target", "window_temperature", "window_gate", "slate_reliability", "value_curve", "BLENDS"]
 
@@ -109,7 +111,10 @@ def value_curve(model, seqs, t_indptr, t_items, t_values, *, objective: str = "p
     for blend in blends:
         def score(h, u, blend=blend):
             s = model.score_batch(h, u)
-            return value_keys(probabilities(s, model.temperature_), values, blend).float() if blend else s
+            if not blend:
+                return s
+            p = probabilities(s, model.temperature_)
+            return _shown(value_keys(p, values, blend).float(), p, h, k)
 
         res = evaluate_windows(score, seqs.indptr, seqs.items, t_indptr, t_items, k=k, n_items=model.n_items_,
                                target_values=t_values)["A"]
@@ -118,3 +123,17 @@ def value_curve(model, seqs, t_indptr, t_items, t_values, *, objective: str = "p
                      f"revenue@{k}": res.get(f"revenue@{k}"), "n_users": res["n_users"],
                      **({"assumed_margin": assumed_margin} if objective == "profit" else {})})
     return rows
+
+
+def _shown(keys: torch.Tensor, p: torch.Tensor, hist: torch.Tensor, k: int) -> torch.Tensor:
+    """Scores whose top-``k`` is the value slate of ``keys``, history excluded (protocol A,
+    the one reported), in descending ``p``: the slate's items are lifted above every other
+    item, in the order they are shown."""
+    keys = keys.scatter(1, hist, float("-inf"))
+    keys[:, 0] = float("-inf")
+    top = keys.topk(min(k, keys.shape[1] - 1), dim=1).indices
+    slate = relevance_order(top, torch.log(p.double().clamp(min=1e-300)))
+    finite = torch.isfinite(keys)
+    above = torch.where(finite, keys, torch.zeros_like(keys)).abs().amax(dim=1, keepdim=True) + 1.0
+    lift = above + torch.arange(slate.shape[1], 0, -1, dtype=keys.dtype)  # first shown, highest
+    return keys.scatter(1, slate, torch.where(finite.gather(1, slate), lift, float("-inf")))

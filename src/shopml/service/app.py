@@ -261,7 +261,7 @@ def _add_recommend(app: FastAPI) -> None:
                                    max_per_category=q.max_per_category, pinned=q.pin, boost=q.boost,
                                    new_slots=q.new_slots)
         value = None if q.objective == "relevance" else {"objective": q.objective, "blend": q.blend,
-                                                         "assumed_margin": q.assumed_margin}
+                                                         "assumed_margin": q.assumed_margin, "order": q.order}
         if q.explain or value is not None:  # the coalescer batches relevance requests, with their rules
             return engine.recommend_user(user_id, k=k, explain=q.explain, rules=rules, value=value)
         listed = engine.recommend_listed(user_id, k=k, rules=rules)
@@ -277,7 +277,8 @@ def _add_recommend(app: FastAPI) -> None:
             exclude=r.exclude, price_min=r.price_min, price_max=r.price_max, max_per_category=r.max_per_category,
             pinned=r.pinned, boost=r.boost, new_slots=r.new_slots)
         value = None if body.objective == "relevance" else {
-            "objective": body.objective, "blend": body.blend, "assumed_margin": body.assumed_margin}
+            "objective": body.objective, "blend": body.blend, "assumed_margin": body.assumed_margin,
+            "order": body.order}
         return engine.recommend_history(body.items, k=body.k, exclude_seen=body.exclude_seen, explain=body.explain,
                                         candidates=body.candidates, rules=rules, value=value)
 

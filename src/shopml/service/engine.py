@@ -139,7 +139,8 @@ class Engine:
         value = value or {}
         return {"model": getattr(model, "kind", type(model).__name__), "items": items, "fallback": None,
                 "unknown_items": [], "objective": value.get("objective", "relevance"),
-                "assumed_margin": value.get("assumed_margin")}
+                "assumed_margin": value.get("assumed_margin"),
+                "order": value.get("order", "relevance") if value.get("objective") else None}
 
     def _popular(self, k: int, candidates=None, exclude=(), rules=None, value: dict | None = None) -> dict:
         pop = self.run.components.get("recommend_pop") or self.run.components["recommend"]

@@ -31,6 +31,7 @@ MAX_ID = 128
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+ORDER_HELP = "Order inside a revenue or profit slate: relevance (likeliest first) or value (the ranking key)."
 #: ``ITEM=DELTA`` of a boost rule in a query string
 BoostArg = Annotated[str, StringConstraints(max_length=MAX_ID + 20, pattern=r"^[^=]+=[-+]?[0-9]{1,7}(\.[0-9]{1,6})?$")]
 
@@ -51,6 +52,7 @@ class UserQuery(BaseModel):
     objective: Literal["relevance", "revenue", "profit"] = "relevance"
     blend: float = Field(1.0, ge=0, le=1, description="0 = relevance, 1 = expected value.")
     assumed_margin: float | None = Field(None, ge=0, lt=1)
+    order: Literal["relevance", "value"] = Field("relevance", description=ORDER_HELP)
 
 
 class _Strict(BaseModel):
@@ -92,6 +94,7 @@ class Recommendations(BaseModel):
     unknown_items: list[str] = Field(default_factory=list, description="History items the model does not know.")
     objective: Literal["relevance", "revenue", "profit"] = "relevance"
     assumed_margin: float | None = Field(None, description="Margin assumed where an item's unit cost is unknown.")
+    order: Literal["relevance", "value"] | None = Field(None, description="Order inside a revenue or profit slate.")
 
 
 class HistoryRequest(_Strict):
@@ -106,6 +109,7 @@ class HistoryRequest(_Strict):
     objective: Literal["relevance", "revenue", "profit"] = "relevance"
     blend: Annotated[Finite, Field(ge=0, le=1)] = Field(1.0, description="0 = relevance, 1 = expected value.")
     assumed_margin: Annotated[Finite, Field(ge=0, lt=1)] | None = None
+    order: Literal["relevance", "value"] = Field("relevance", description=ORDER_HELP)
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"items": ["i1", "i2"], "k": 5, "explain": True}]}
