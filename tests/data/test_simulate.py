@@ -9,7 +9,7 @@ from polars.testing import assert_frame_equal
 
 from shopml.data.sequences import sessionize
 from shopml.data.simulate import PROPENSITY_COEF, simulate_events, simulate_market, simulate_shop
-from shopml.evaluation.metrics import auc
+from shopml.evaluation.metrics import auc, expected_calibration_error
 
 CANONICAL = {
     "user_id": pl.Utf8, "item_id": pl.Utf8, "timestamp": pl.Datetime("us", "UTC"), "event_type": pl.Utf8,
@@ -122,3 +122,47 @@ def test_simulate_events_is_seeded_and_exact_for_small_sizes():
 def test_simulate_market_is_re_exported():
     m = simulate_market(n_items=3, n_stores=2, n_weeks=4, seed=0)
     assert m.panel.height == 24 and m.truth.elasticity.shape == (3,)
+
+
+def _prefix_rows(shop, min_len: int = 3):
+    """Every (history prefix, next view) of every user's views, prefixes as CSR rows of
+    0-based item indices, plus the last item of each prefix."""
+    t = shop.truth
+    pos = {raw: i for i, raw in enumerate(t.item_ids)}
+    views = shop.events.filter(pl.col("event_type") == "view")
+    parts, indptr, users, targets = [], [0], [], []
+    for (user,), g in views.group_by("user_id", maintain_order=True):
+        seq = np.array([pos[x] for x in g["item_id"].to_list()])
+        for j in range(min_len, len(seq)):
+            parts.append(seq[:j])
+            indptr.append(indptr[-1] + j)
+            users.append(int(user[1:]))
+            targets.append(seq[j])
+    return np.array(indptr), np.concatenate(parts), np.array(users), np.array(targets)
+
+
+def test_bayes_probabilities_sit_between_the_truth_and_a_taste_blind_guess(shop):
+    t = shop.truth
+    indptr, items, users, targets = _prefix_rows(shop)
+    rows = np.arange(len(targets))
+    last = items[indptr[1:] - 1]
+    bayes = t.bayes_next_view_probs(indptr, items)
+    blind = t.bayes_next_view_probs(np.arange(len(last) + 1), last)  # the last view alone: no taste
+    true = t.next_view_probs(users, last)
+    assert np.allclose(bayes.sum(1), 1.0)
+    ll = {name: np.log(p[rows, targets]).mean() for name, p in (("true", true), ("bayes", bayes), ("blind", blind))}
+    assert ll["true"] > ll["bayes"] + 0.01 and ll["bayes"] > ll["blind"] + 0.05, ll
+    # a posterior predictive under the prior that drew the tastes is calibrated
+    y = np.zeros_like(bayes)
+    y[rows, targets] = 1
+    assert expected_calibration_error(y.ravel(), bayes.ravel(), n_bins=20) < 0.005
+
+
+def test_bayes_taste_concentrates_on_a_long_one_category_history(shop):
+    t = shop.truth
+    c = t.item_category
+    fresh = np.full(40, np.flatnonzero(c == 2)[0])  # one item again and again: never its own successor
+    short, long = (t.bayes_next_view_probs(np.array([0, n]), fresh[:n]) for n in (1, 40))
+    share = lambda p: p[0, c == 2].sum()  # noqa: E731
+    assert share(long) > share(short) > 1 / 6  # six categories
+    assert share(long) > 0.95

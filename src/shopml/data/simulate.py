@@ -33,10 +33,13 @@ from datetime import datetime, timezone
 import numpy as np
 import polars as pl
 
-__all__ = ["simulate_shop", "simulate_events", "simulate_market", "SimulatedShop", "ShopTruth", "PROPENSITY_COEF"]
+__all__ = ["simulate_shop", "simulate_events", "simulate_market", "SimulatedShop", "ShopTruth", "PROPENSITY_COEF",
+           "TASTE_PRIOR"]
 
 #: Logistic coefficients of the true session purchase probability (see :func:`simulate_shop`).
 PROPENSITY_COEF = {"intercept": -3.8, "log1p_views": 0.7, "carts": 1.1, "log1p_dwell_min": 0.6, "log_price_ratio": -0.9}
+#: Concentration of the symmetric Dirichlet that draws each user's taste over categories.
+TASTE_PRIOR = 0.3
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 _US = 1_000_000
 
@@ -62,6 +65,7 @@ class ShopTruth:
     coef: dict = field(default_factory=lambda: dict(PROPENSITY_COEF))
     item_weight: np.ndarray | None = None  # P(item | its category) on a fresh draw
     session_len: float = 5.0
+    taste_prior: float = TASTE_PRIOR
     _position: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def successor(self, item_id: str) -> str:
@@ -92,6 +96,38 @@ class ShopTruth:
         fresh = self.user_taste[users][:, self.item_category] * self.item_weight[None, :]
         p = (1.0 - a) * fresh
         p[np.arange(len(users)), self.next_item[last_items]] += a
+        return p
+
+    def bayes_next_view_probs(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """P(next view = item) ``[B, n_items]`` after each history (CSR rows ``indptr``, 0-based
+        ``items`` in time order) for a model that knows every planted parameter except the
+        user's taste, which it estimates from the history: the Dirichlet posterior mean given
+        the categories of the history's fresh views (every view that is not the planted
+        successor of the one before it). The best any model that learns tastes from the log
+        can do, where :meth:`next_view_probs` (the true taste) is what no model can reach.
+        An empty history gets the prior's taste and no successor.
+
+        Example:
+            >>> t = simulate_shop(n_users=5, n_items=20, seed=0).truth
+            >>> p = t.bayes_next_view_probs(np.array([0, 2, 2]), np.array([3, int(t.next_item[3])]))
+            >>> succ = t.next_item[t.next_item[3]]  # the successor of the last view carries a = .8 x .6
+            >>> p.shape, bool(np.allclose(p.sum(1), 1.0)), bool(p[0, succ] > 0.48), bool(p[1, succ] < 0.48)
+            ((2, 20), True, True, True)
+        """
+        indptr, items = np.asarray(indptr, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        lengths = np.diff(indptr)
+        row = np.repeat(np.arange(len(lengths)), lengths)
+        first = np.arange(len(items)) == indptr[row]
+        prev = np.where(first, 0, np.roll(items, 1))
+        fresh = first | (items != self.next_item[prev])
+        n_cat = self.user_taste.shape[1]
+        counts = np.zeros((len(lengths), n_cat))
+        np.add.at(counts, (row[fresh], self.item_category[items[fresh]]), 1.0)
+        taste = (counts + self.taste_prior) / (counts.sum(1, keepdims=True) + n_cat * self.taste_prior)
+        a = np.where(lengths > 0, (1.0 - 1.0 / self.session_len) * self.follow_prob, 0.0)
+        p = (1.0 - a)[:, None] * taste[:, self.item_category] * self.item_weight[None, :]
+        some = np.flatnonzero(lengths > 0)
+        p[some, self.next_item[items[indptr[some + 1] - 1]]] += a[some]
         return p
 
     def oracle_auc(self) -> float:
@@ -277,7 +313,7 @@ def simulate_shop(
     """
     rng = np.random.default_rng(seed)
     catalog = _catalog(rng, n_items, n_categories)
-    taste = rng.dirichlet(np.full(n_categories, 0.3), size=n_users)
+    taste = rng.dirichlet(np.full(n_categories, TASTE_PRIOR), size=n_users)
     lengths = np.maximum(rng.poisson(events_per_user / (1.0 + cart_prob) - 0.3, n_users), 3)
     items, starts = _view_matrix(rng, taste, catalog, lengths, follow_prob, session_len)
     views = _view_frame(rng, items, starts, catalog)
