@@ -76,6 +76,18 @@ def test_revenue_benchmark_end_to_end_on_a_tiny_shop(tmp_path):
     ceiling = next(r for r in truth if r["objective"] == "profit" and r["blend"] == 1.0)["expected_profit@10"]
     assert max(r["expected_profit@10"] for r in test) <= ceiling + 1e-9
     assert doc["truth_profit_gain"] >= 0
+    # the taste posterior ranks the same grid: below the truth, and its gain is reported
+    bayes = [r for r in doc["rows"] if r["split"] == "test" and r["ranker"] == "bayes"]
+    assert len(bayes) == len(truth) == len(test)
+    assert max(r["expected_profit@10"] for r in bayes) <= ceiling + 1e-9
+    assert doc["bayes_profit_gain"] >= 0 and 0 <= doc["bayes_recommended_blend"]["profit"] <= 1
+    # the per-seed ceilings start with this seed, and agree with its truth rows at blend 1
+    seeds = doc["ceilings_by_seed"]
+    assert [c["seed"] for c in seeds] == [0, 1, 2, 3, 4]
+    at = {(r["objective"], r["blend"], r["order"]): r["expected_profit@10"] for r in truth}
+    gain = at["profit", 1.0, "relevance"] / at["relevance", 0.0, "relevance"] - 1
+    assert np.isclose(seeds[0]["truth_profit_gain"], gain)
+    assert all(c["truth_profit_gain"] >= 0 for c in seeds)
     for order in ("relevance", "value"):
         assert sorted(r["blend"] for r in test if r["objective"] == "profit" and r["order"] == order) == \
             [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
