@@ -409,25 +409,25 @@ class SequentialRecommender(Refreshing, Estimator):
         return [[r["item_id"] for r in recs] for recs in self.recommend(histories, k, **options)]
 
     def _explain(self, out: list[list[dict]], rows, users, top_i) -> None:
-        """Occlusion: for every history item, the drop in each recommended item's score when
-        that one history item is removed. All occluded variants of a user go in one batch."""
+        """Occlusion: for every distinct history item, the drop in each recommended item's
+        score when every occurrence of it is removed, so an item viewed twice is one reason,
+        not two identical ones. All occluded variants of a user go in one batch."""
         for b, hist in enumerate(rows):
-            n = len(hist)
-            if n == 0 or not out[b]:
+            if len(hist) == 0 or not out[b]:
                 for r in out[b]:
                     r["because"] = []
                 continue
-            keep = ~np.eye(n, dtype=bool)
-            variants = [hist] + [hist[keep[j]] for j in range(n)]
-            indptr = np.zeros(n + 2, dtype=np.int64)
+            seen = np.unique(hist)
+            variants = [hist] + [hist[hist != item] for item in seen]
+            indptr = np.zeros(len(variants) + 1, dtype=np.int64)
             indptr[1:] = np.cumsum([len(v) for v in variants])
-            padded = padded_rows(indptr, np.concatenate(variants), np.arange(n + 1), max(n, 1))
-            s = self.score_batch(padded, users[b].repeat(n + 1))
+            padded = padded_rows(indptr, np.concatenate(variants), np.arange(len(variants)), len(hist))
+            s = self.score_batch(padded, users[b].repeat(len(variants)))
             rec = top_i[b][: len(out[b])]
-            drop = (s[:1, rec] - s[1:, rec]).T  # [k, n]
+            drop = (s[:1, rec] - s[1:, rec]).T  # [k, distinct items]
             for r, d in zip(out[b], drop):
                 order = torch.argsort(d, descending=True)
-                r["because"] = [{"item_id": self.item_ids_[int(hist[j]) - 1], "contribution": float(d[j])}
+                r["because"] = [{"item_id": self.item_ids_[int(seen[j]) - 1], "contribution": float(d[j])}
                                 for j in order.tolist()]
 
     # ------------------------------------------------------------------ persistence
