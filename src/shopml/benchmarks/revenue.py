@@ -185,7 +185,6 @@ class _Shop:
     truth in the sequences' item order (columns are model item indices - 1)."""
 
     truth: object
-    seqs: object
     splits: tuple  # ("valid", train, valid targets), ("test", train + valid, test targets)
     to_truth: np.ndarray  # model index - 1 -> truth column
     user_rows: np.ndarray  # sequence row -> truth user
@@ -220,7 +219,7 @@ def _simulate(n_users: int, n_items: int, seed: int) -> _Shop:
     to_truth = np.array([pos[i] for i in ids])
     user_pos = {u: i for i, u in enumerate(truth.user_ids)}
     train, valid, test = leave_one_out(seqs)
-    return _Shop(truth=truth, seqs=seqs, splits=(("valid", train, valid), ("test", train.append(valid), test)),
+    return _Shop(truth=truth, splits=(("valid", train, valid), ("test", train.append(valid), test)),
                  to_truth=to_truth, user_rows=np.array([user_pos[u] for u in seqs.user_ids]),
                  margin_value=(price * margin)[to_truth], price=price[to_truth],
                  prices={i: float(price[pos[i]]) for i in ids},

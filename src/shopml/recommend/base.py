@@ -326,17 +326,18 @@ class SequentialRecommender(Refreshing, Estimator):
                 for r in per_row]
         if value is not None and order == "relevance":
             top_i = relevance_first(top_i, value[0], per_row, pins, self._item_index)
-        out = []
-        for b in range(len(rows)):
-            pinned = pins[b]
-            idx = top_i[b][torch.isfinite(scores[b, top_i[b]])]
-            extra = {"fallback": "popularity"} if fallback[b] else {}
-            out.append([{"item_id": self.item_ids_[int(i) - 1], "score": float(scores[b, i]), **extra,
-                         **({"pinned": True} if int(i) in pinned else {}), **self._value_fields(value, b, int(i))}
-                        for i in idx])
+        out = [self._slate(scores, top_i[b], b, bool(fallback[b]), pins[b], value) for b in range(len(rows))]
         if explain:
             self._explain(out, rows, users, top_i)
         return out
+
+    def _slate(self, scores, top, b: int, fallback: bool, pinned: set, value) -> list[dict]:
+        """Row ``b``'s answer: its slate ``top`` (item indices, best first) without the items
+        that were ruled out (score -inf), each with its score and flags."""
+        extra = {"fallback": "popularity"} if fallback else {}
+        return [{"item_id": self.item_ids_[int(i) - 1], "score": float(scores[b, i]), **extra,
+                 **({"pinned": True} if int(i) in pinned else {}), **self._value_fields(value, b, int(i))}
+                for i in top[torch.isfinite(scores[b, top])]]
 
     def _value(self, scores, objective, blend, assumed_margin):
         """``(P, value per item, ranking keys)`` of a revenue or profit request."""
